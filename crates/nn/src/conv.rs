@@ -1,0 +1,142 @@
+//! The 2-D convolution layer (course §2 "卷积神经网络"): a small kernel slides over the image and
+//! computes the same weighted sum at every position,
+//!   y[o, i, j] = b[o] + Σ_c Σ_u Σ_v W[o, c, u, v] · x[c, i·s + u − p, j·s + v − p],
+//! so one set of weights detects a pattern (an edge, a stroke) wherever it appears.
+
+use dl_tensor::{Tensor, Var};
+
+use crate::{Init, Layer, Mode, NnError, Path, Result};
+
+/// Shape settings of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Side of the square kernel (3 for a 3x3 kernel).
+    pub kernel_size: usize,
+    /// Step between neighbouring positions.
+    pub stride: usize,
+    /// Zeros added on each border (0 is Keras' `valid`; `kernel_size / 2` keeps the size).
+    pub padding: usize,
+}
+
+impl Conv2dConfig {
+    /// A `kernel_size` x `kernel_size` kernel, stride 1, no padding (Keras' default).
+    pub fn new(kernel_size: usize) -> Self {
+        Self {
+            kernel_size,
+            stride: 1,
+            padding: 0,
+        }
+    }
+
+    /// The same settings with another stride.
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// The same settings with another padding.
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The output side for an input side: (size + 2·padding − kernel) / stride + 1, or `None`
+    /// when the kernel does not fit.
+    pub fn output_size(&self, size: usize) -> Option<usize> {
+        let padded = size + 2 * self.padding;
+        (padded >= self.kernel_size).then(|| (padded - self.kernel_size) / self.stride + 1)
+    }
+}
+
+/// A 2-D convolution over `(N, C_in, H, W)` inputs: weight `(C_out, C_in, k, k)`, bias `(C_out)`.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    name: String,
+    weight: Var,
+    bias: Var,
+    config: Conv2dConfig,
+}
+
+impl Conv2d {
+    /// Creates `path.weight` (Glorot-uniform over fan-in C_in·k² and fan-out C_out·k², as
+    /// Keras) and `path.bias` (zeros).
+    pub fn new(
+        path: &Path,
+        in_channels: usize,
+        out_channels: usize,
+        config: Conv2dConfig,
+    ) -> Result<Self> {
+        let what = || format!("conv2d layer '{}'", path.prefix());
+        if in_channels == 0 || out_channels == 0 {
+            return Err(NnError::config(what(), "channel counts must be positive"));
+        }
+        if config.kernel_size == 0 || config.stride == 0 {
+            return Err(NnError::config(what(), "kernel_size and stride must be positive"));
+        }
+        let area = config.kernel_size * config.kernel_size;
+        let weight = path.var(
+            "weight",
+            (out_channels, in_channels, config.kernel_size, config.kernel_size),
+            Init::GlorotUniform {
+                fan_in: in_channels * area,
+                fan_out: out_channels * area,
+            },
+        )?;
+        let bias = path.var("bias", out_channels, Init::Zeros)?;
+        Ok(Self {
+            name: path.prefix().to_string(),
+            weight,
+            bias,
+            config,
+        })
+    }
+
+    /// The kernels, `(C_out, C_in, k, k)`.
+    pub fn weight(&self) -> &Var {
+        &self.weight
+    }
+
+    /// The bias, `(C_out)`.
+    pub fn bias(&self) -> &Var {
+        &self.bias
+    }
+
+    /// The shape settings.
+    pub fn config(&self) -> Conv2dConfig {
+        self.config
+    }
+}
+
+impl Layer for Conv2d {
+    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let in_channels = self.weight.dims()[1];
+        let fits = input.rank() == 4
+            && input.dim(1)? == in_channels
+            && self.config.output_size(input.dim(2)?).is_some()
+            && self.config.output_size(input.dim(3)?).is_some();
+        if !fits {
+            return Err(NnError::shape(
+                &self.name,
+                format!(
+                    "expected images (N, {in_channels}, H, W) with H and W + 2·{} at least {}, got shape {:?}",
+                    self.config.padding,
+                    self.config.kernel_size,
+                    input.dims()
+                ),
+            ));
+        }
+        let output = input.conv2d(
+            self.weight.as_tensor(),
+            self.config.padding,
+            self.config.stride,
+            1,
+            1,
+        )?;
+        let bias = self.bias.as_tensor().reshape((1, (), 1, 1))?;
+        Ok(output.broadcast_add(&bias)?)
+    }
+
+    fn kind(&self) -> &'static str {
+        "Conv2D"
+    }
+}

@@ -1,0 +1,67 @@
+//! dl-nn: the building blocks of neural networks, as the course introduces them.
+//!
+//! - The [`Neuron`], y = f(Σ wᵢxᵢ + b), and its [`Activation`] functions.
+//! - Layers: [`Dense`], [`Conv2d`], [`MaxPool2d`], [`Flatten`], [`Dropout`], [`BatchNorm`],
+//!   [`Embedding`] and the LSTM, each implementing [`Layer`].
+//! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
+//!   [`Sequential::summary`].
+//! - Losses and metrics, and safetensors checkpoints whose tensor names follow PyTorch's.
+//!
+//! All weights live in a [`VarStore`], initialised from a seeded generator so that the same seed
+//! gives the same model.
+//!
+//! ```
+//! use dl_nn::{Activation, Sequential, VarStore};
+//! use dl_tensor::{DType, Device};
+//!
+//! // The course's CNN for MNIST (§5.1).
+//! let store = VarStore::new(&Device::Cpu, DType::F32, 0);
+//! let model = Sequential::builder(&store.root(), &[1, 28, 28])
+//!     .conv2d(32, 3, Activation::Relu)?
+//!     .max_pool2d(2)?
+//!     .flatten()?
+//!     .dense(128, Activation::Relu)?
+//!     .dense(10, Activation::Softmax)?
+//!     .build();
+//! assert_eq!(model.parameter_count(), 693_962);
+//! # Ok::<(), dl_nn::NnError>(())
+//! ```
+
+mod activation;
+mod batch_norm;
+mod checkpoint;
+mod conv;
+mod dense;
+mod dropout;
+mod embedding;
+mod error;
+mod flatten;
+mod init;
+mod layer;
+mod loss;
+mod metrics;
+mod lstm;
+mod neuron;
+mod pool;
+mod sequential;
+mod store;
+
+pub use activation::{log_softmax, softmax, Activation};
+pub use batch_norm::{BatchNorm, BatchNormConfig};
+pub use checkpoint::{load_checkpoint, save_checkpoint, save_tensors, write_atomically, Checkpoint};
+pub use conv::{Conv2d, Conv2dConfig};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use error::{NnError, Result};
+pub use flatten::Flatten;
+pub use init::Init;
+pub use layer::{Layer, Mode};
+pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse, Loss};
+pub use metrics::ConfusionMatrix;
+pub use dl_tensor::accuracy;
+pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use neuron::Neuron;
+pub use pool::MaxPool2d;
+pub use sequential::{Sequential, SequentialBuilder};
+pub use store::{Parameter, Path, VarStore};
