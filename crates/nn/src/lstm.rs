@@ -1,0 +1,427 @@
+//! The LSTM layer (course §5.2, the text model Embedding → LSTM → Dense): a recurrent layer that
+//! reads a sequence one step at a time and carries two vectors from step to step, the hidden
+//! state h (what the layer outputs) and the cell state c (its long-term memory).
+//!
+//! At each time step t, with input x and the previous states h and c, four gates are computed
+//! from one matrix product each with the input and with the hidden state (PyTorch's gate order
+//! i, f, g, o; σ is the logistic sigmoid, ⊙ the element-wise product):
+//!
+//! ```text
+//! i  = σ(W_ii x + b_ii + W_hi h + b_hi)      input gate: how much of the candidate to write
+//! f  = σ(W_if x + b_if + W_hf h + b_hf)      forget gate: how much of the old cell to keep
+//! g  = tanh(W_ig x + b_ig + W_hg h + b_hg)   candidate values to write
+//! o  = σ(W_io x + b_io + W_ho h + b_ho)      output gate: how much of the cell to show
+//! c' = f ⊙ c + i ⊙ g
+//! h' = o ⊙ tanh(c')
+//! ```
+//!
+//! Why the cell state helps: in a plain RNN the state is pushed through a weight matrix and a
+//! squashing nonlinearity at every step, so the gradient reaching step t − k is a product of k
+//! Jacobians that shrinks (or explodes) exponentially. Along the cell state the only operation
+//! from one step to the next is c' = f ⊙ c + (new terms): the derivative ∂c'/∂c is just the
+//! diagonal matrix diag(f), with no weight matrix and no squashing. While the forget gate stays
+//! near 1 the gradient flows back across many steps almost unchanged (the "constant error
+//! carousel"), and the network learns through f when to keep and when to forget.
+//!
+//! The weights are stored like PyTorch's `nn.LSTM` (`weight_ih_l0` of shape (4H, input),
+//! `weight_hh_l0` (4H, H), `bias_ih_l0` and `bias_hh_l0` (4H), the four gates' rows stacked in
+//! the order i, f, g, o), so a checkpoint lines up with the PyTorch module. Layers stack: layer
+//! k > 0 reads the hidden states of layer k − 1, with optional dropout between layers during
+//! training.
+//!
+//! For speed, the input part W_ih x + b_ih + b_hh of every time step of a layer is computed in
+//! one matrix product over all steps; only the recurrent part W_hh h is left to the step loop.
+
+use dl_tensor::{DType, Device, Tensor, Var};
+
+use crate::{Dropout, Init, Layer, Mode, NnError, Path, Result};
+
+/// The sizes of an [`Lstm`]: built with [`LstmConfig::new`] and adjusted with the builder
+/// methods.
+///
+/// ```
+/// use dl_nn::LstmConfig;
+///
+/// let config = LstmConfig::new(32, 64).num_layers(2).dropout(0.2);
+/// assert_eq!((config.input_size, config.hidden_size, config.num_layers), (32, 64, 2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LstmConfig {
+    /// Length of each input vector (the embedding dimension in a text model).
+    pub input_size: usize,
+    /// Length of the hidden and cell state vectors, H.
+    pub hidden_size: usize,
+    /// How many LSTM layers are stacked.
+    pub num_layers: usize,
+    /// Probability of dropping each output of every layer but the last before the next layer
+    /// reads it, in training mode only (as PyTorch's `nn.LSTM`); must be in `[0, 1)`.
+    pub dropout: f32,
+}
+
+impl LstmConfig {
+    /// One layer reading `input_size` features with `hidden_size` units, without dropout.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            dropout: 0.0,
+        }
+    }
+
+    /// Sets the number of stacked layers.
+    pub fn num_layers(self, num_layers: usize) -> Self {
+        Self { num_layers, ..self }
+    }
+
+    /// Sets the dropout probability between layers.
+    pub fn dropout(self, dropout: f32) -> Self {
+        Self { dropout, ..self }
+    }
+}
+
+/// The hidden and cell states of every layer of an [`Lstm`], what it carries from one time step
+/// (or one chunk of a sequence) to the next.
+#[derive(Debug, Clone)]
+pub struct LstmState {
+    /// Hidden states h, `(num_layers, batch, hidden_size)`; the last layer's is the output.
+    pub hidden: Tensor,
+    /// Cell states c, `(num_layers, batch, hidden_size)`.
+    pub cell: Tensor,
+}
+
+impl LstmState {
+    /// The all-zero state, which [`Lstm::forward_sequence`] starts from when given none.
+    pub fn zeros(
+        num_layers: usize,
+        batch: usize,
+        hidden_size: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let zeros = Tensor::zeros((num_layers, batch, hidden_size), dtype, device)?;
+        Ok(Self {
+            hidden: zeros.clone(),
+            cell: zeros,
+        })
+    }
+
+    /// The same values cut off from the computation graph, for truncated backpropagation
+    /// through time: a long sequence is processed in chunks, each starting from the detached
+    /// final state of the previous one, so gradients stop at the chunk boundary.
+    pub fn detach(&self) -> Self {
+        Self {
+            hidden: self.hidden.detach(),
+            cell: self.cell.detach(),
+        }
+    }
+
+    /// The hidden state of the last layer, `(batch, hidden_size)`: the summary of the sequence
+    /// a classifier head reads.
+    pub fn last_hidden(&self) -> Result<Tensor> {
+        let layers = self.hidden.dim(0)?;
+        Ok(self.hidden.get(layers.saturating_sub(1))?)
+    }
+}
+
+/// The four parameters of one layer.
+#[derive(Debug, Clone)]
+struct LayerWeights {
+    weight_ih: Var,
+    weight_hh: Var,
+    bias_ih: Var,
+    bias_hh: Var,
+}
+
+/// A stack of LSTM layers over batch-first sequences, with PyTorch's parameter names and
+/// initialisation.
+///
+/// ```
+/// use dl_nn::{Lstm, LstmConfig, Mode, VarStore};
+/// use dl_tensor::{DType, Device, Tensor};
+///
+/// let store = VarStore::new(&Device::Cpu, DType::F32, 0);
+/// let lstm = Lstm::new(&store.root().sub("lstm"), LstmConfig::new(8, 16).num_layers(2))?;
+/// // A batch of 4 sequences of 10 steps of 8 features.
+/// let input = Tensor::zeros((4, 10, 8), DType::F32, &Device::Cpu)?;
+/// let (outputs, state) = lstm.forward_sequence(&input, None, Mode::Eval)?;
+/// assert_eq!(outputs.dims(), &[4, 10, 16]);
+/// assert_eq!(state.hidden.dims(), &[2, 4, 16]);
+/// assert_eq!(store.names()[..4], ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0"]);
+/// # Ok::<(), dl_nn::NnError>(())
+/// ```
+#[derive(Debug)]
+pub struct Lstm {
+    name: String,
+    config: LstmConfig,
+    layers: Vec<LayerWeights>,
+    dropout: Dropout,
+    dtype: DType,
+}
+
+impl Lstm {
+    /// Creates `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}` and `bias_hh_l{k}` under
+    /// `path` for every layer k, all drawn from U(−1/√H, 1/√H) as PyTorch does.
+    ///
+    /// Fails when a size is zero or the dropout probability is outside `[0, 1)`.
+    pub fn new(path: &Path, config: LstmConfig) -> Result<Self> {
+        let what = || format!("LSTM '{}'", path.prefix());
+        if config.input_size == 0 || config.hidden_size == 0 || config.num_layers == 0 {
+            return Err(NnError::config(
+                what(),
+                format!(
+                    "input_size ({}), hidden_size ({}) and num_layers ({}) must be positive",
+                    config.input_size, config.hidden_size, config.num_layers
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&config.dropout) {
+            return Err(NnError::config(
+                what(),
+                format!("dropout must be in [0, 1), got {}", config.dropout),
+            ));
+        }
+        let hidden = config.hidden_size;
+        let init = Init::FanInUniform { fan_in: hidden };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for layer in 0..config.num_layers {
+            let input_size = if layer == 0 {
+                config.input_size
+            } else {
+                hidden
+            };
+            layers.push(LayerWeights {
+                weight_ih: path.var(
+                    &format!("weight_ih_l{layer}"),
+                    (4 * hidden, input_size),
+                    init,
+                )?,
+                weight_hh: path.var(&format!("weight_hh_l{layer}"), (4 * hidden, hidden), init)?,
+                bias_ih: path.var(&format!("bias_ih_l{layer}"), 4 * hidden, init)?,
+                bias_hh: path.var(&format!("bias_hh_l{layer}"), 4 * hidden, init)?,
+            });
+        }
+        // The generator is forked even without dropout, so that the weights of layers created
+        // after this one do not depend on the dropout setting.
+        let dropout = Dropout::new(config.dropout, path.fork_rng())?;
+        Ok(Self {
+            name: path.prefix().to_string(),
+            config,
+            layers,
+            dropout,
+            dtype: path.dtype(),
+        })
+    }
+
+    /// The configuration the layer was built with.
+    pub fn config(&self) -> LstmConfig {
+        self.config
+    }
+
+    /// The all-zero state for a batch of `batch` sequences, in the parameters' type and device.
+    pub fn zero_state(&self, batch: usize) -> Result<LstmState> {
+        LstmState::zeros(
+            self.config.num_layers,
+            batch,
+            self.config.hidden_size,
+            self.dtype,
+            self.layers[0].weight_ih.device(),
+        )
+    }
+
+    /// Runs a whole sequence in one call, batch-first: `input` of shape
+    /// `(batch, seq_len, input_size)` gives the last layer's hidden state at every step,
+    /// `(batch, seq_len, hidden_size)`, and the final state of every layer.
+    ///
+    /// `initial` is the state to start from (zeros when `None`); passing the returned state back
+    /// continues the sequence. In [`Mode::Train`] the outputs of every layer but the last go
+    /// through dropout before the next layer reads them.
+    pub fn forward_sequence(
+        &self,
+        input: &Tensor,
+        initial: Option<&LstmState>,
+        mode: Mode,
+    ) -> Result<(Tensor, LstmState)> {
+        let dims = input.dims();
+        if dims.len() != 3 || dims[2] != self.config.input_size {
+            return Err(NnError::shape(
+                &self.name,
+                format!(
+                    "expected an input of shape (batch, seq_len, {}), got {:?}",
+                    self.config.input_size, dims
+                ),
+            ));
+        }
+        let (batch, seq_len) = (dims[0], dims[1]);
+        if batch == 0 || seq_len == 0 {
+            return Err(NnError::shape(
+                &self.name,
+                format!("expected at least one sequence of at least one step, got shape {dims:?}"),
+            ));
+        }
+        self.check_dtype(input, "input")?;
+        let state = self.initial_state(initial, batch)?;
+
+        // Time-major inside: (seq_len, batch, features), so that each step reads a contiguous
+        // block of the projected inputs.
+        let mut layer_input = input.transpose(0, 1)?.contiguous()?;
+        let mut final_hidden = Vec::with_capacity(self.layers.len());
+        let mut final_cell = Vec::with_capacity(self.layers.len());
+        for (index, weights) in self.layers.iter().enumerate() {
+            if index > 0 {
+                layer_input = self.dropout.forward(&layer_input, mode)?;
+            }
+            let features = layer_input.dim(2)?;
+            let projected =
+                input_projection(weights, &layer_input.reshape((seq_len * batch, features))?)?
+                    .reshape((seq_len, batch, 4 * self.config.hidden_size))?;
+            let weight_hh_t = weights.weight_hh.as_tensor().t()?;
+            let mut hidden = state.hidden.get(index)?;
+            let mut cell = state.cell.get(index)?;
+            let mut outputs = Vec::with_capacity(seq_len);
+            for time in 0..seq_len {
+                (hidden, cell) =
+                    self.cell_step(&projected.get(time)?, &weight_hh_t, &hidden, &cell)?;
+                outputs.push(hidden.clone());
+            }
+            layer_input = Tensor::stack(&outputs, 0)?;
+            final_hidden.push(hidden);
+            final_cell.push(cell);
+        }
+        let outputs = layer_input.transpose(0, 1)?.contiguous()?;
+        Ok((
+            outputs,
+            LstmState {
+                hidden: Tensor::stack(&final_hidden, 0)?,
+                cell: Tensor::stack(&final_cell, 0)?,
+            },
+        ))
+    }
+
+    /// Advances every layer by one time step, for generating a sequence token by token:
+    /// `input` of shape `(batch, input_size)` gives the last layer's new hidden state
+    /// `(batch, hidden_size)` and the new state of every layer.
+    ///
+    /// Dropout is never applied here (generation is evaluation), so running `step` over a
+    /// sequence gives the outputs of [`Lstm::forward_sequence`] in [`Mode::Eval`].
+    pub fn step(&self, input: &Tensor, state: &LstmState) -> Result<(Tensor, LstmState)> {
+        let dims = input.dims();
+        if dims.len() != 2 || dims[1] != self.config.input_size || dims[0] == 0 {
+            return Err(NnError::shape(
+                &self.name,
+                format!(
+                    "expected a step input of shape (batch, {}) with batch > 0, got {:?}",
+                    self.config.input_size, dims
+                ),
+            ));
+        }
+        self.check_dtype(input, "input")?;
+        let state = self.initial_state(Some(state), dims[0])?;
+        let mut layer_input = input.clone();
+        let mut new_hidden = Vec::with_capacity(self.layers.len());
+        let mut new_cell = Vec::with_capacity(self.layers.len());
+        for (index, weights) in self.layers.iter().enumerate() {
+            let projected = input_projection(weights, &layer_input)?;
+            let weight_hh_t = weights.weight_hh.as_tensor().t()?;
+            let (hidden, cell) = self.cell_step(
+                &projected,
+                &weight_hh_t,
+                &state.hidden.get(index)?,
+                &state.cell.get(index)?,
+            )?;
+            layer_input = hidden.clone();
+            new_hidden.push(hidden);
+            new_cell.push(cell);
+        }
+        Ok((
+            layer_input,
+            LstmState {
+                hidden: Tensor::stack(&new_hidden, 0)?,
+                cell: Tensor::stack(&new_cell, 0)?,
+            },
+        ))
+    }
+
+    /// One cell update from the projected input `W_ih x + b_ih + b_hh` `(batch, 4H)`:
+    /// returns (h', c').
+    fn cell_step(
+        &self,
+        projected: &Tensor,
+        weight_hh_t: &Tensor,
+        hidden: &Tensor,
+        cell: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let size = self.config.hidden_size;
+        let gates = projected.add(&hidden.matmul(weight_hh_t)?)?;
+        // One sigmoid over all four blocks (the g block's is unused): fewer, larger operations.
+        let sigmoids = candle_nn::ops::sigmoid(&gates)?;
+        let input_gate = sigmoids.narrow(1, 0, size)?;
+        let forget_gate = sigmoids.narrow(1, size, size)?;
+        let candidate = gates.narrow(1, 2 * size, size)?.tanh()?;
+        let output_gate = sigmoids.narrow(1, 3 * size, size)?;
+        let new_cell = forget_gate.mul(cell)?.add(&input_gate.mul(&candidate)?)?;
+        let new_hidden = output_gate.mul(&new_cell.tanh()?)?;
+        Ok((new_hidden, new_cell))
+    }
+
+    /// The state to start from, checked against the layer and the batch size.
+    fn initial_state(&self, initial: Option<&LstmState>, batch: usize) -> Result<LstmState> {
+        let Some(state) = initial else {
+            return self.zero_state(batch);
+        };
+        let expected = [self.config.num_layers, batch, self.config.hidden_size];
+        for (what, tensor) in [("hidden", &state.hidden), ("cell", &state.cell)] {
+            if tensor.dims() != expected {
+                return Err(NnError::shape(
+                    &self.name,
+                    format!(
+                        "expected a {what} state of shape (num_layers, batch, hidden_size) = {:?}, got {:?}",
+                        expected,
+                        tensor.dims()
+                    ),
+                ));
+            }
+            self.check_dtype(tensor, &format!("{what} state"))?;
+        }
+        Ok(state.clone())
+    }
+
+    fn check_dtype(&self, tensor: &Tensor, what: &str) -> Result<()> {
+        if tensor.dtype() == self.dtype {
+            Ok(())
+        } else {
+            Err(NnError::shape(
+                &self.name,
+                format!(
+                    "expected {what} values of type {:?} (the parameters' type), got {:?}",
+                    self.dtype,
+                    tensor.dtype()
+                ),
+            ))
+        }
+    }
+}
+
+/// `x W_ihᵀ + b_ih + b_hh` for the rows of `x` `(rows, input_size)`: the part of every gate that
+/// does not depend on the previous state, `(rows, 4H)`.
+fn input_projection(weights: &LayerWeights, input: &Tensor) -> Result<Tensor> {
+    let bias = weights
+        .bias_ih
+        .as_tensor()
+        .add(weights.bias_hh.as_tensor())?;
+    Ok(input
+        .matmul(&weights.weight_ih.as_tensor().t()?)?
+        .broadcast_add(&bias)?)
+}
+
+impl Layer for Lstm {
+    /// The outputs of [`Lstm::forward_sequence`] from the zero state: `(batch, seq_len, input_size)`
+    /// → `(batch, seq_len, hidden_size)`.
+    fn forward(&self, input: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.forward_sequence(input, None, mode)?.0)
+    }
+
+    fn kind(&self) -> &'static str {
+        "LSTM"
+    }
+}
