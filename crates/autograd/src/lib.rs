@@ -1,4 +1,4 @@
-//! dl-autograd: backpropagation (course §3, "反向传播") as something you can look at.
+//! dl-autograd: backpropagation (course §3.2, "反向传播算法") as something you can look at.
 //!
 //! Candle computes gradients with `loss.backward()`; this crate makes the result readable and
 //! safe to use in training:

@@ -1,4 +1,4 @@
-//! Activation functions (course §3 "神经元模型"): the non-linearity f in y = f(Σ wᵢxᵢ + b).
+//! Activation functions (course §4.2 "激活函数"): the non-linearity f in y = f(Σ wᵢxᵢ + b).
 //!
 //! Without f a stack of layers collapses into one linear map; with it, a network can bend its
 //! decision boundary (XOR needs this). Each variant documents its formula and derivative;

@@ -1,4 +1,4 @@
-//! The 2-D convolution layer (course §2 "卷积神经网络"): a small kernel slides over the image and
+//! The 2-D convolution layer (course §2.3 "卷积神经网络", used in §5.1): a small kernel slides over the image and
 //! computes the same weighted sum at every position,
 //!   y[o, i, j] = b[o] + Σ_c Σ_u Σ_v W[o, c, u, v] · x[c, i·s + u − p, j·s + v − p],
 //! so one set of weights detects a pattern (an edge, a stroke) wherever it appears.

@@ -1,4 +1,4 @@
-//! Dropout (course §8 FAQ, "防止过拟合"): during training each unit is zeroed with probability
+//! Dropout (course appendix, "如何防止过拟合"): during training each unit is zeroed with probability
 //! p and the survivors are scaled by 1/(1 − p) (inverted dropout), so no unit can rely on any
 //! other and the expected activation is unchanged; in evaluation the layer does nothing.
 //!

@@ -1,4 +1,4 @@
-//! Loss functions (course §3 "梯度下降"): the number L that gradient descent drives down.
+//! Loss functions (course §3.1 "梯度下降算法"): the number L that gradient descent drives down.
 //!
 //! - Cross-entropy for classification, from logits: L = −(1/N) Σₙ log softmax(zₙ)[yₙ],
 //!   computed with log-softmax so large logits neither overflow nor lose precision.

@@ -1,4 +1,4 @@
-//! The artificial neuron (course §3 "神经元模型"): y = f(Σᵢ wᵢxᵢ + b).
+//! The artificial neuron (course §4.1 "神经元模型"): y = f(Σᵢ wᵢxᵢ + b).
 //!
 //! A neuron weighs its inputs, adds a bias and passes the sum through an activation f. On its
 //! own, with a sigmoid, it is logistic regression: it can learn any linearly separable function

@@ -1,4 +1,4 @@
-//! Max pooling (course §2, CNN): keep the largest activation of each `k x k` window. It halves
+//! Max pooling (course §2.3 and §5.1, the CNN): keep the largest activation of each `k x k` window. It halves
 //! the resolution (for k = 2), keeps the strongest response of each feature, and makes the
 //! network tolerant to small shifts. Gradients flow only to the maximum of each window.
 
