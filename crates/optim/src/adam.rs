@@ -1,0 +1,428 @@
+//! Adam and AdamW: gradient descent with per-element step sizes from running moment estimates.
+//!
+//! Course §3 "梯度下降" (gradient descent), refined: instead of one learning rate for every
+//! weight, Adam divides a running mean of the gradient (first moment m) by the root of a
+//! running mean of its square (second moment v), so each weight moves about η per step
+//! whatever the scale of its gradient. Both moments start at 0 and are therefore biased towards
+//! 0 early on; dividing by 1 − β^t corrects that. The rule is exactly `torch.optim.Adam` /
+//! `torch.optim.AdamW` with `amsgrad = false`, `maximize = false`; for step t (counted per
+//! variable), gradient g_t and weights θ:
+//!
+//! ```text
+//! g ← g_t + λ θ                     (Adam: L2 weight decay λ, part of the gradient)
+//! θ ← θ − η λ θ                     (AdamW: decoupled weight decay, before the update)
+//! m ← β1 m + (1 − β1) g
+//! v ← β2 v + (1 − β2) g²
+//! m̂ = m / (1 − β1^t),   v̂ = v / (1 − β2^t)
+//! θ ← θ − η m̂ / (√v̂ + ε)
+//! ```
+//!
+//! The difference matters: Adam's L2 term is divided by √v̂ like the rest of the gradient, so
+//! weights with large gradients are barely decayed; AdamW shrinks every weight by the same
+//! factor 1 − ηλ (Loshchilov & Hutter, "Decoupled Weight Decay Regularization").
+
+use std::collections::BTreeMap;
+
+use dl_autograd::Gradients;
+use dl_tensor::Tensor;
+
+use crate::hyper_parameters::{current_learning_rate, fraction_below_one, non_negative, positive};
+use crate::optimizer::{
+    check_state_shape, on_variable_device, state_tensor_name, variables_to_update,
+};
+use crate::{OptimError, Optimizer, OptimizerState, Result};
+
+/// The state tensor holding the first moment m.
+const EXP_AVG: &str = "exp_avg";
+/// The state tensor holding the second moment v.
+const EXP_AVG_SQ: &str = "exp_avg_sq";
+/// The suffix of the per-variable step counter t in the state values.
+const STEP: &str = "step";
+
+/// Hyper-parameters of [`Adam`] and [`AdamW`], set builder-style:
+/// `AdamConfig::default().learning_rate(3e-4)` for Adam, `AdamConfig::adamw()` for AdamW.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    /// The learning rate η > 0.
+    pub learning_rate: f64,
+    /// The decay β1 in [0, 1) of the first-moment (mean) estimate.
+    pub beta1: f64,
+    /// The decay β2 in [0, 1) of the second-moment (uncentered variance) estimate.
+    pub beta2: f64,
+    /// The ε > 0 added to √v̂ so that the division is safe.
+    pub epsilon: f64,
+    /// The weight decay λ >= 0: added to the gradient by [`Adam`], applied to the weights
+    /// directly by [`AdamW`].
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    /// PyTorch's Adam defaults: η = 1e-3, β = (0.9, 0.999), ε = 1e-8, λ = 0.
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// PyTorch's AdamW defaults: those of Adam with weight decay λ = 1e-2.
+    pub fn adamw() -> Self {
+        Self {
+            weight_decay: 1e-2,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the learning rate η.
+    pub fn learning_rate(mut self, learning_rate: f64) -> Self {
+        self.learning_rate = learning_rate;
+        self
+    }
+
+    /// Sets the moment decays β1 and β2.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+
+    /// Sets ε.
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// Sets the weight decay λ.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Checks every hyper-parameter's range.
+    pub fn validate(&self) -> Result<()> {
+        positive("learning_rate", self.learning_rate)?;
+        fraction_below_one("beta1", self.beta1)?;
+        fraction_below_one("beta2", self.beta2)?;
+        positive("epsilon", self.epsilon)?;
+        non_negative("weight_decay", self.weight_decay)
+    }
+
+    fn write_to(&self, state: &mut OptimizerState) {
+        state.set_value("learning_rate", self.learning_rate);
+        state.set_value("beta1", self.beta1);
+        state.set_value("beta2", self.beta2);
+        state.set_value("epsilon", self.epsilon);
+        state.set_value("weight_decay", self.weight_decay);
+    }
+
+    fn read_from(state: &OptimizerState) -> Result<Self> {
+        let config = Self {
+            learning_rate: state.value("learning_rate")?,
+            beta1: state.value("beta1")?,
+            beta2: state.value("beta2")?,
+            epsilon: state.value("epsilon")?,
+            weight_decay: state.value("weight_decay")?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// How weight decay enters the update: the only difference between Adam and AdamW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightDecay {
+    /// Adam: λ θ is added to the gradient (L2 regularisation).
+    AddedToGradient,
+    /// AdamW: θ ← θ (1 − η λ) before the moment update.
+    Decoupled,
+}
+
+/// The moments and step counter of one variable.
+#[derive(Debug, Clone)]
+struct Moments {
+    /// Steps taken for this variable, t.
+    step: u64,
+    /// The first moment m.
+    exp_avg: Tensor,
+    /// The second moment v.
+    exp_avg_sq: Tensor,
+}
+
+/// The algorithm shared by [`Adam`] and [`AdamW`].
+#[derive(Debug, Clone)]
+struct AdamCore {
+    kind: &'static str,
+    weight_decay_mode: WeightDecay,
+    config: AdamConfig,
+    steps: u64,
+    moments: BTreeMap<String, Moments>,
+}
+
+impl AdamCore {
+    fn new(kind: &'static str, weight_decay_mode: WeightDecay, config: AdamConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            kind,
+            weight_decay_mode,
+            config,
+            steps: 0,
+            moments: BTreeMap::new(),
+        })
+    }
+
+    fn step(&mut self, gradients: &Gradients) -> Result<()> {
+        current_learning_rate(self.config.learning_rate)?;
+        let updates = variables_to_update(gradients)?;
+        for update in &updates {
+            if let Some(moments) = self.moments.get(update.name) {
+                check_state_shape(update, EXP_AVG, &moments.exp_avg)?;
+                check_state_shape(update, EXP_AVG_SQ, &moments.exp_avg_sq)?;
+            }
+        }
+        let AdamConfig {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+        } = self.config;
+        for update in updates {
+            let mut value = update.value();
+            let mut gradient = update.gradient.clone();
+            if weight_decay != 0.0 {
+                match self.weight_decay_mode {
+                    WeightDecay::AddedToGradient => {
+                        gradient = value.affine(weight_decay, 0.0)?.add(&gradient)?;
+                    }
+                    WeightDecay::Decoupled => {
+                        value = value.affine(1.0 - learning_rate * weight_decay, 0.0)?;
+                    }
+                }
+            }
+            // Both moments start at zero, so the first step is m = (1 − β1) g, v = (1 − β2) g².
+            let squared = gradient.sqr()?.affine(1.0 - beta2, 0.0)?;
+            let scaled = gradient.affine(1.0 - beta1, 0.0)?;
+            let (step, exp_avg, exp_avg_sq) = match self.moments.get(update.name) {
+                None => (1, scaled, squared),
+                Some(previous) => (
+                    previous.step + 1,
+                    on_variable_device(&previous.exp_avg, update.variable)?
+                        .affine(beta1, 0.0)?
+                        .add(&scaled)?,
+                    on_variable_device(&previous.exp_avg_sq, update.variable)?
+                        .affine(beta2, 0.0)?
+                        .add(&squared)?,
+                ),
+            };
+            let bias_correction1 = 1.0 - powi(beta1, step);
+            let bias_correction2 = 1.0 - powi(beta2, step);
+            let step_size = learning_rate / bias_correction1;
+            if step_size != 0.0 {
+                // √v̂ + ε = √v / √(1 − β2^t) + ε, in one affine.
+                let denominator = exp_avg_sq
+                    .sqrt()?
+                    .affine(1.0 / bias_correction2.sqrt(), epsilon)?;
+                let change = exp_avg.div(&denominator)?.affine(step_size, 0.0)?;
+                update.variable.set(&value.sub(&change)?)?;
+            }
+            self.moments.insert(
+                update.name.to_string(),
+                Moments {
+                    step,
+                    exp_avg,
+                    exp_avg_sq,
+                },
+            );
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::new(self.kind);
+        state.set_value(OptimizerState::STEPS_KEY, self.steps);
+        self.config.write_to(&mut state);
+        for (name, moments) in &self.moments {
+            state.set_value(state_tensor_name(name, STEP), moments.step);
+            state
+                .tensors
+                .insert(state_tensor_name(name, EXP_AVG), moments.exp_avg.clone());
+            state.tensors.insert(
+                state_tensor_name(name, EXP_AVG_SQ),
+                moments.exp_avg_sq.clone(),
+            );
+        }
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.expect_kind(self.kind)?;
+        let config = AdamConfig::read_from(state)?;
+        let steps = state.value(OptimizerState::STEPS_KEY)?;
+        let mut moments = BTreeMap::new();
+        for (name, mut buffers) in state.buffers_by_variable(self.kind, &[EXP_AVG, EXP_AVG_SQ])? {
+            let mut take = |buffer: &str| {
+                buffers
+                    .remove(buffer)
+                    .ok_or_else(|| OptimError::MissingStateTensor {
+                        tensor: state_tensor_name(&name, buffer),
+                    })
+            };
+            let exp_avg = take(EXP_AVG)?;
+            let exp_avg_sq = take(EXP_AVG_SQ)?;
+            if exp_avg.dims() != exp_avg_sq.dims() {
+                return Err(OptimError::StateShapeMismatch {
+                    tensor: state_tensor_name(&name, EXP_AVG_SQ),
+                    expected: exp_avg.dims().to_vec(),
+                    found: exp_avg_sq.dims().to_vec(),
+                });
+            }
+            let step: u64 = state.value(&state_tensor_name(&name, STEP))?;
+            if step == 0 {
+                return Err(OptimError::BadStateValue {
+                    key: state_tensor_name(&name, STEP),
+                    value: step.to_string(),
+                    expected: "a step count >= 1",
+                });
+            }
+            moments.insert(
+                name,
+                Moments {
+                    step,
+                    exp_avg,
+                    exp_avg_sq,
+                },
+            );
+        }
+        self.config = config;
+        self.steps = steps;
+        self.moments = moments;
+        Ok(())
+    }
+}
+
+/// β^t for a step count t (saturating: β^t is 0 long before t exceeds `i32::MAX`).
+fn powi(base: f64, exponent: u64) -> f64 {
+    base.powi(i32::try_from(exponent).unwrap_or(i32::MAX))
+}
+
+/// Adam (Kingma & Ba, 2015) as `torch.optim.Adam`: weight decay is L2 regularisation added to
+/// the gradient. See the [module documentation](self) for the update rule.
+///
+/// ```
+/// use dl_autograd::Gradients;
+/// use dl_optim::{Adam, AdamConfig, Optimizer};
+/// use dl_tensor::{Device, Tensor, Var};
+///
+/// // First step: m̂ = g and v̂ = g², so every weight moves by η·g/(|g| + ε) ≈ η·sign(g),
+/// // whatever the gradient's size (ε matters only for tiny gradients: 0.001/(0.001 + 1e-8)
+/// // is 0.99999).
+/// let weight = Var::new(&[1.0f64, 1.0], &Device::Cpu)?;
+/// let direction = Tensor::new(&[1000.0f64, -0.001], &Device::Cpu)?;
+/// let mut optimizer = Adam::new(AdamConfig::default().learning_rate(0.1))?;
+/// let loss = weight.as_tensor().mul(&direction)?.sum_all()?;
+/// optimizer.step(&Gradients::compute(&loss, [("weight", &weight)])?)?;
+/// let after: Vec<f64> = weight.as_tensor().to_vec1()?;
+/// assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] - 1.1).abs() < 1e-5);
+/// # Ok::<(), dl_optim::OptimError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Adam {
+    core: AdamCore,
+}
+
+impl Adam {
+    /// An Adam optimizer, after checking `config` (see [`AdamConfig::validate`]).
+    pub fn new(config: AdamConfig) -> Result<Self> {
+        Ok(Self {
+            core: AdamCore::new("adam", WeightDecay::AddedToGradient, config)?,
+        })
+    }
+
+    /// The hyper-parameters in use.
+    pub fn config(&self) -> &AdamConfig {
+        &self.core.config
+    }
+
+    /// How many times [`Optimizer::step`] has run.
+    pub fn steps(&self) -> u64 {
+        self.core.steps
+    }
+}
+
+/// AdamW (Loshchilov & Hutter, 2019) as `torch.optim.AdamW`: weight decay shrinks the weights,
+/// θ ← θ (1 − η λ), separately from the Adam update. See the [module documentation](self).
+///
+/// ```
+/// use dl_autograd::Gradients;
+/// use dl_optim::{AdamConfig, AdamW, Optimizer};
+/// use dl_tensor::{Device, Tensor, Var};
+///
+/// // With a zero gradient, m = v = 0 and the Adam part does nothing: only the decay acts,
+/// // θ ← θ (1 − ηλ) = 2 · (1 − 0.1 · 0.5) = 1.9.
+/// let weight = Var::new(&[2.0f64], &Device::Cpu)?;
+/// let mut optimizer = AdamW::new(AdamConfig::adamw().learning_rate(0.1).weight_decay(0.5))?;
+/// let loss = weight.as_tensor().mul(&Tensor::new(&[0.0f64], &Device::Cpu)?)?.sum_all()?;
+/// optimizer.step(&Gradients::compute(&loss, [("weight", &weight)])?)?;
+/// assert!((weight.as_tensor().to_vec1::<f64>()?[0] - 1.9).abs() < 1e-12);
+/// # Ok::<(), dl_optim::OptimError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdamW {
+    core: AdamCore,
+}
+
+impl AdamW {
+    /// An AdamW optimizer, after checking `config` (see [`AdamConfig::validate`]); start from
+    /// [`AdamConfig::adamw`] for PyTorch's defaults.
+    pub fn new(config: AdamConfig) -> Result<Self> {
+        Ok(Self {
+            core: AdamCore::new("adamw", WeightDecay::Decoupled, config)?,
+        })
+    }
+
+    /// The hyper-parameters in use.
+    pub fn config(&self) -> &AdamConfig {
+        &self.core.config
+    }
+
+    /// How many times [`Optimizer::step`] has run.
+    pub fn steps(&self) -> u64 {
+        self.core.steps
+    }
+}
+
+/// Implements [`Optimizer`] for a wrapper of [`AdamCore`].
+macro_rules! delegate_to_core {
+    ($optimizer:ty) => {
+        impl Optimizer for $optimizer {
+            fn step(&mut self, gradients: &Gradients) -> Result<()> {
+                self.core.step(gradients)
+            }
+
+            fn learning_rate(&self) -> f64 {
+                self.core.config.learning_rate
+            }
+
+            fn set_learning_rate(&mut self, learning_rate: f64) {
+                self.core.config.learning_rate = learning_rate;
+            }
+
+            fn state(&self) -> Result<OptimizerState> {
+                Ok(self.core.state())
+            }
+
+            fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+                self.core.load_state(state)
+            }
+        }
+    };
+}
+
+delegate_to_core!(Adam);
+delegate_to_core!(AdamW);

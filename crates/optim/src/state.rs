@@ -1,0 +1,309 @@
+//! Optimizer state as data: what must be saved next to the weights so that training can stop
+//! and resume exactly where it was.
+//!
+//! Gradient descent with momentum or adaptive steps (course §3) is not memoryless: a momentum
+//! buffer, Adam's moment estimates and its step counter t (in the bias correction 1 − β^t) all
+//! shape the next update. Resuming with fresh state would silently give different weights, so
+//! [`OptimizerState`] holds every buffer (tensors) and every hyper-parameter and counter
+//! (text values) and is stored as a safetensors file: tensors in the body, values in the
+//! header's metadata map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dl_tensor::candle_core::safetensors::Load;
+use dl_tensor::{Device, Tensor};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+use crate::{OptimError, Result};
+
+/// The metadata key marking a safetensors file as optimizer state (reserved: [`OptimizerState::save`]
+/// writes it and [`OptimizerState::load`] removes it).
+const FORMAT_KEY: &str = "format";
+/// The value of [`FORMAT_KEY`] this version writes and reads.
+const FORMAT: &str = "dl-optim optimizer state 1";
+
+/// The complete state of an optimizer: per-variable buffers and text values.
+///
+/// Tensors are named `<variable>.<buffer>` (`hidden.weight.exp_avg`). Values always include
+/// `kind` (`sgd`, `adam`, `adamw`, `rmsprop`) and `steps` (how many times `step` ran), plus the
+/// hyper-parameters and per-variable counters; a training loop may add its own values (the
+/// epoch, say) under other keys, which optimizers ignore. Numbers are written with Rust's
+/// shortest round-trip formatting, so an `f64` reads back bit for bit.
+///
+/// ```
+/// use dl_optim::OptimizerState;
+/// use dl_tensor::{Device, Tensor};
+///
+/// let directory = tempfile::tempdir()?;
+/// let path = directory.path().join("optimizer.safetensors");
+/// let mut state = OptimizerState::new("sgd");
+/// state.set_value("learning_rate", 0.1);
+/// state.tensors.insert("w.momentum_buffer".into(), Tensor::new(&[1f32, 2.0], &Device::Cpu)?);
+/// state.save(&path)?;
+///
+/// let loaded = OptimizerState::load(&path)?;
+/// assert_eq!(loaded.kind(), Some("sgd"));
+/// assert_eq!(loaded.value::<f64>("learning_rate")?, 0.1);
+/// assert_eq!(loaded.tensor("w.momentum_buffer")?.to_vec1::<f32>()?, vec![1.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct OptimizerState {
+    /// Per-variable buffers, named `<variable>.<buffer>`.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Optimizer kind, step count, hyper-parameters and counters, as text.
+    pub values: BTreeMap<String, String>,
+}
+
+impl OptimizerState {
+    /// The key of the optimizer kind.
+    pub const KIND_KEY: &'static str = "kind";
+    /// The key of the number of steps taken.
+    pub const STEPS_KEY: &'static str = "steps";
+
+    /// An empty state of the given optimizer kind.
+    pub fn new(kind: &str) -> Self {
+        let mut state = Self::default();
+        state.set_value(Self::KIND_KEY, kind);
+        state
+    }
+
+    /// The optimizer kind recorded in the state, if any.
+    pub fn kind(&self) -> Option<&str> {
+        self.values.get(Self::KIND_KEY).map(String::as_str)
+    }
+
+    /// Fails unless the state was produced by an optimizer of kind `expected`.
+    pub fn expect_kind(&self, expected: &'static str) -> Result<()> {
+        match self.kind() {
+            Some(kind) if kind == expected => Ok(()),
+            Some(kind) => Err(OptimError::WrongOptimizerKind {
+                expected,
+                found: kind.to_string(),
+            }),
+            None => Err(OptimError::MissingStateValue {
+                key: Self::KIND_KEY.to_string(),
+            }),
+        }
+    }
+
+    /// Stores `value` as text under `key`.
+    pub fn set_value(&mut self, key: impl Into<String>, value: impl Display) {
+        self.values.insert(key.into(), value.to_string());
+    }
+
+    /// Reads the value under `key` as a `T` (`f64`, `u64`, `bool`, ...).
+    pub fn value<T: FromStr>(&self, key: &str) -> Result<T> {
+        parse_value(&self.values, key)
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Result<&Tensor> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| OptimError::MissingStateTensor {
+                tensor: name.to_string(),
+            })
+    }
+
+    /// The tensors grouped by variable: `w.exp_avg` becomes `w → {exp_avg → tensor}`. A tensor
+    /// whose buffer is not in `buffers` (or whose name has no `.`) is an error.
+    pub(crate) fn buffers_by_variable(
+        &self,
+        kind: &'static str,
+        buffers: &[&'static str],
+    ) -> Result<BTreeMap<String, BTreeMap<&'static str, Tensor>>> {
+        let mut grouped: BTreeMap<String, BTreeMap<&'static str, Tensor>> = BTreeMap::new();
+        for (name, tensor) in &self.tensors {
+            let known = name.rsplit_once('.').and_then(|(variable, buffer)| {
+                let buffer = buffers.iter().find(|known| **known == buffer)?;
+                Some((variable, *buffer))
+            });
+            let Some((variable, buffer)) = known else {
+                return Err(OptimError::UnexpectedStateTensor {
+                    tensor: name.clone(),
+                    kind,
+                });
+            };
+            grouped
+                .entry(variable.to_string())
+                .or_default()
+                .insert(buffer, tensor.clone());
+        }
+        Ok(grouped)
+    }
+
+    /// Writes the state to `path` as safetensors: tensors (copied to the CPU) in the body,
+    /// values in the header's metadata, with a `format` entry marking the file as optimizer
+    /// state.
+    ///
+    /// The bytes go to a temporary file in the same directory, which is flushed to disk and
+    /// then renamed over `path`: a crash leaves either the old file or the new one, never a
+    /// half-written file, and the temporary file is removed if writing fails.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let file_error = |problem: String| OptimError::StateFile {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let mut tensors = Vec::with_capacity(self.tensors.len());
+        for (name, tensor) in &self.tensors {
+            tensors.push((name.as_str(), tensor.to_device(&Device::Cpu)?));
+        }
+        let mut metadata: HashMap<String, String> = self
+            .values
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        metadata.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
+        let bytes = safetensors::serialize(tensors, Some(metadata))
+            .map_err(|error| file_error(format!("cannot encode it as safetensors: {error}")))?;
+        write_atomically(path, &bytes)
+            .map_err(|error| file_error(format!("cannot write it: {error}")))
+    }
+
+    /// Reads a file written by [`OptimizerState::save`], with tensors on the CPU.
+    ///
+    /// A missing file, a file that is not safetensors, a truncated file, a safetensors file
+    /// that is not optimizer state (model weights, say) and non-floating-point tensors are
+    /// errors naming the file and the problem.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file_error = |problem: String| OptimError::StateFile {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let bytes =
+            fs::read(path).map_err(|error| file_error(format!("cannot read it: {error}")))?;
+        let Some(length_prefix) = bytes.first_chunk::<8>() else {
+            return Err(file_error(format!(
+                "truncated or not a safetensors file: it has {} bytes, fewer than the 8-byte header length that starts a safetensors file",
+                bytes.len()
+            )));
+        };
+        let header_length = u64::from_le_bytes(*length_prefix);
+        let available = bytes.len() as u64 - 8;
+        if header_length > available {
+            return Err(file_error(format!(
+                "truncated or not a safetensors file: its first 8 bytes announce a {header_length}-byte header, but only {available} bytes follow"
+            )));
+        }
+        let (_, metadata) =
+            SafeTensors::read_metadata(&bytes).map_err(|error| file_error(describe(&error)))?;
+        let mut values: BTreeMap<String, String> = metadata
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        match values.remove(FORMAT_KEY) {
+            Some(format) if format == FORMAT => {}
+            Some(format) => {
+                return Err(file_error(format!(
+                    "its format is '{format}', but this version reads '{FORMAT}'"
+                )))
+            }
+            None => {
+                return Err(file_error(format!(
+                    "it is a safetensors file but not optimizer state: its metadata has no '{FORMAT_KEY}' entry (model weights?)"
+                )))
+            }
+        }
+        let file =
+            SafeTensors::deserialize(&bytes).map_err(|error| file_error(describe(&error)))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            if !matches!(
+                view.dtype(),
+                Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64
+            ) {
+                return Err(file_error(format!(
+                    "tensor '{name}' has dtype {:?}, but optimizer state is floating point",
+                    view.dtype()
+                )));
+            }
+            let tensor = view
+                .load(&Device::Cpu)
+                .map_err(|error| file_error(format!("cannot read tensor '{name}': {error}")))?;
+            tensors.insert(name, tensor);
+        }
+        Ok(Self { tensors, values })
+    }
+}
+
+/// Reads `values[key]` as a `T`; a missing key or unreadable text is an error naming the key.
+pub(crate) fn parse_value<T: FromStr>(values: &BTreeMap<String, String>, key: &str) -> Result<T> {
+    let text = values
+        .get(key)
+        .ok_or_else(|| OptimError::MissingStateValue {
+            key: key.to_string(),
+        })?;
+    text.parse().map_err(|_| OptimError::BadStateValue {
+        key: key.to_string(),
+        value: text.clone(),
+        expected: std::any::type_name::<T>(),
+    })
+}
+
+/// Explains a safetensors decoding error to someone holding the file.
+fn describe(error: &SafeTensorError) -> String {
+    match error {
+        SafeTensorError::InvalidHeader(_)
+        | SafeTensorError::InvalidHeaderDeserialization(_)
+        | SafeTensorError::JsonError(_) => {
+            format!("not a safetensors file: its header is not valid safetensors JSON ({error})")
+        }
+        SafeTensorError::HeaderTooLarge
+        | SafeTensorError::HeaderTooSmall
+        | SafeTensorError::InvalidHeaderLength => {
+            format!("truncated or not a safetensors file ({error})")
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "truncated or corrupted: the tensor data is not as long as its header says".to_string()
+        }
+        _ => format!("not a valid safetensors file ({error})"),
+    }
+}
+
+/// Writes `bytes` to a uniquely named temporary file next to `path`, flushes it to disk and
+/// renames it to `path`; the temporary file is removed when any of this fails.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static TEMPORARY_FILES: AtomicU64 = AtomicU64::new(0);
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temporary = directory.join(format!(
+        ".{}.{}-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        TEMPORARY_FILES.fetch_add(1, Ordering::Relaxed)
+    ));
+    // `create_new` never reuses an existing file, so removing `temporary` below only ever
+    // removes what this call created.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let written = written.and_then(|()| fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written?;
+    // Make the rename itself durable; directories cannot be opened on every platform.
+    if let Ok(directory) = File::open(directory) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
