@@ -125,13 +125,34 @@ impl Layer for Conv2d {
                 ),
             ));
         }
-        let output = input.conv2d(
-            self.weight.as_tensor(),
-            self.config.padding,
-            self.config.stride,
-            1,
-            1,
-        )?;
+        let Conv2dConfig {
+            kernel_size,
+            stride,
+            padding,
+        } = self.config;
+        // Candle 0.11's conv2d backward takes the output padding of its transposed convolution,
+        // (size + 2p − k) mod s, from the height alone, so backward fails with a shape mismatch
+        // when the width's remainder differs. Then pad explicitly, leaving out the trailing rows
+        // and columns no window reads, so that both remainders are 0 (same output).
+        let remainder = |size: usize| (size + 2 * padding - kernel_size) % stride;
+        let (height_remainder, width_remainder) =
+            (remainder(input.dim(2)?), remainder(input.dim(3)?));
+        let (input, padding) = if height_remainder == width_remainder {
+            (input.clone(), padding)
+        } else {
+            let mut trimmed = input.clone();
+            for (dimension, unread) in [(2, height_remainder), (3, width_remainder)] {
+                let size = trimmed.dim(dimension)?;
+                let kept = size.saturating_sub(unread.saturating_sub(padding));
+                trimmed = trimmed.narrow(dimension, 0, kept)?.pad_with_zeros(
+                    dimension,
+                    padding,
+                    padding.saturating_sub(unread),
+                )?;
+            }
+            (trimmed, 0)
+        };
+        let output = input.conv2d(self.weight.as_tensor(), padding, stride, 1, 1)?;
         let bias = self.bias.as_tensor().reshape((1, (), 1, 1))?;
         Ok(output.broadcast_add(&bias)?)
     }

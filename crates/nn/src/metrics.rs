@@ -42,6 +42,12 @@ impl ConfusionMatrix {
                 ),
             });
         }
+        if labels.dtype().is_float() {
+            return Err(NnError::Target {
+                what: "confusion matrix",
+                problem: format!("labels must be integer class indices, got {:?}", labels.dtype()),
+            });
+        }
         let predicted: Vec<u32> = dl_tensor::argmax(scores)?.to_vec1()?;
         let actual: Vec<u32> = labels.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?;
         self.add_pairs(&actual, &predicted)

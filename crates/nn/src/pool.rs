@@ -57,7 +57,46 @@ impl Layer for MaxPool2d {
                 ),
             ));
         }
-        Ok(input.max_pool2d_with_stride(self.kernel_size, self.stride)?)
+        // Candle 0.11's own max_pool2d has a wrong backward pass (it multiplies the gradient by
+        // the share of maxima in the window, 1/4 for a 2x2 window, instead of dividing by their
+        // number) and none at all when kernel_size != stride. So the pooling is built from ops
+        // whose gradients are right; either way the gradient flows to each window's maximum
+        // (tied maxima each get all of it below, a share of it in the overlapping case).
+        let (batch, channels, height, width) = input.dims4()?;
+        let (kernel, stride) = (self.kernel_size, self.stride);
+        if kernel == stride {
+            // Non-overlapping windows: crop to whole windows, give each window its own two
+            // axes, and take the maximum over them.
+            let (rows, columns) = (height / kernel, width / kernel);
+            return Ok(input
+                .narrow(2, 0, rows * kernel)?
+                .narrow(3, 0, columns * kernel)?
+                .reshape((batch, channels, rows, kernel, columns, kernel))?
+                .max(5)?
+                .max(3)?);
+        }
+        // Overlapping (or gapped) windows: the elements at offset (u, v) of every window form a
+        // strided grid (picked with index_select); the pooled map is the elementwise maximum of
+        // the k² grids.
+        let grid = |size: usize, offset: usize| {
+            let count = (size - kernel) / stride + 1;
+            let indices: Vec<u32> = (0..count)
+                .map(|index| (index * stride + offset) as u32)
+                .collect();
+            Tensor::from_vec(indices, count, input.device())
+        };
+        let mut pooled: Option<Tensor> = None;
+        for row_offset in 0..kernel {
+            let rows = input.index_select(&grid(height, row_offset)?, 2)?;
+            for column_offset in 0..kernel {
+                let candidates = rows.index_select(&grid(width, column_offset)?, 3)?;
+                pooled = Some(match pooled {
+                    Some(largest) => largest.maximum(&candidates)?,
+                    None => candidates,
+                });
+            }
+        }
+        Ok(pooled.expect("kernel_size is positive"))
     }
 
     fn kind(&self) -> &'static str {
