@@ -18,11 +18,26 @@ use dl_tensor::{Device, Tensor, Var};
 
 /// The activations the course names (sigmoid, ReLU, tanh) and two modern variants.
 const ACTIVATIONS: [(Activation, &str); 5] = [
-    (Activation::Sigmoid, "sigmoid  f(x) = 1 / (1 + e^(−x))            f'(x) = f(x)(1 − f(x))"),
-    (Activation::Relu, "ReLU     f(x) = max(0, x)                     f'(x) = 1 if x > 0, else 0"),
-    (Activation::Tanh, "tanh     f(x) = (e^x − e^(−x)) / (e^x + e^(−x)) f'(x) = 1 − f(x)²"),
-    (Activation::LeakyRelu(0.25), "leaky ReLU (α = 0.25) f(x) = x if x > 0, else αx   f'(x) = 1 or α"),
-    (Activation::Gelu, "GELU (tanh approximation)  f(x) = 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))"),
+    (
+        Activation::Sigmoid,
+        "sigmoid  f(x) = 1 / (1 + e^(−x))            f'(x) = f(x)(1 − f(x))",
+    ),
+    (
+        Activation::Relu,
+        "ReLU     f(x) = max(0, x)                     f'(x) = 1 if x > 0, else 0",
+    ),
+    (
+        Activation::Tanh,
+        "tanh     f(x) = (e^x − e^(−x)) / (e^x + e^(−x)) f'(x) = 1 − f(x)²",
+    ),
+    (
+        Activation::LeakyRelu(0.25),
+        "leaky ReLU (α = 0.25) f(x) = x if x > 0, else αx   f'(x) = 1 or α",
+    ),
+    (
+        Activation::Gelu,
+        "GELU (tanh approximation)  f(x) = 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))",
+    ),
 ];
 
 /// Differences above this are flagged and explained.
@@ -32,7 +47,9 @@ const TOLERANCE: f64 = 1e-9;
 fn backward_derivative(activation: Activation, points: &Var) -> dl_nn::Result<Vec<f64>> {
     let total = activation.apply(points.as_tensor())?.sum_all()?;
     let gradients = Gradients::compute(&total, [("x", points)])?;
-    let gradient = gradients.get("x").expect("every output depends on its input");
+    let gradient = gradients
+        .get("x")
+        .expect("every output depends on its input");
     Ok(gradient.to_vec1()?)
 }
 
@@ -50,7 +67,11 @@ fn explain(activation: Activation, x: f64) -> &'static str {
     }
 }
 
-fn print_activation_table(activation: Activation, title: &str, device: &Device) -> dl_nn::Result<()> {
+fn print_activation_table(
+    activation: Activation,
+    title: &str,
+    device: &Device,
+) -> dl_nn::Result<()> {
     let xs: Vec<f64> = (-3..=3).map(f64::from).collect();
     let points = Var::new(xs.as_slice(), device)?;
     let values: Vec<f64> = activation.apply(points.as_tensor())?.to_vec1()?;
@@ -77,7 +98,11 @@ fn print_activation_table(activation: Activation, title: &str, device: &Device) 
 
 fn print_softmax(device: &Device) -> dl_nn::Result<()> {
     println!("softmax  s_i = e^(x_i) / Σ_j e^(x_j): scores → probabilities (all > 0, sum 1)");
-    for scores in [[1.0f64, 2.0, 3.0], [1001.0, 1002.0, 1003.0], [-1.0, 0.0, 5.0]] {
+    for scores in [
+        [1.0f64, 2.0, 3.0],
+        [1001.0, 1002.0, 1003.0],
+        [-1.0, 0.0, 5.0],
+    ] {
         let probabilities: Vec<f64> = softmax(&Tensor::new(&scores, device)?)?.to_vec1()?;
         let sum: f64 = probabilities.iter().sum();
         println!(
@@ -102,12 +127,18 @@ fn print_softmax(device: &Device) -> dl_nn::Result<()> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::Cpu;
-    println!("Activation functions and their derivatives (f64), closed form next to Candle's backward\n");
+    println!(
+        "Activation functions and their derivatives (f64), closed form next to Candle's backward\n"
+    );
     for (activation, title) in ACTIVATIONS {
         print_activation_table(activation, title, &device)?;
     }
-    println!("Note how the sigmoid's slope is at most 0.25 and tanh's at most 1, and both vanish for");
-    println!("large |x| (saturation): the gradient reaching early layers shrinks, which is why ReLU is");
+    println!(
+        "Note how the sigmoid's slope is at most 0.25 and tanh's at most 1, and both vanish for"
+    );
+    println!(
+        "large |x| (saturation): the gradient reaching early layers shrinks, which is why ReLU is"
+    );
     println!("the usual choice for hidden layers.\n");
     print_softmax(&device)?;
     Ok(())

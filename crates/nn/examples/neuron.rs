@@ -35,7 +35,9 @@ fn loss_of(neuron: &Neuron, inputs: &Tensor, targets: &Tensor) -> dl_nn::Result<
 
 /// w ← w − η g for one parameter.
 fn descend(variable: &Var, gradient: &Tensor) -> dl_nn::Result<()> {
-    let updated = variable.as_tensor().sub(&gradient.affine(LEARNING_RATE, 0.0)?)?;
+    let updated = variable
+        .as_tensor()
+        .sub(&gradient.affine(LEARNING_RATE, 0.0)?)?;
     variable.set(&updated)?;
     Ok(())
 }
@@ -85,7 +87,12 @@ fn print_parameters(neuron: &Neuron) -> dl_nn::Result<()> {
 }
 
 /// Trains `neuron` on the gate whose outputs are `targets`, printing the table before and after.
-fn train_gate(neuron: &Neuron, gate: &str, targets: [f32; 4], device: &Device) -> dl_nn::Result<usize> {
+fn train_gate(
+    neuron: &Neuron,
+    gate: &str,
+    targets: [f32; 4],
+    device: &Device,
+) -> dl_nn::Result<usize> {
     let inputs = Tensor::new(&INPUTS, device)?;
     let target_tensor = Tensor::new(&targets, device)?;
     println!("=== {gate} ===");
@@ -106,7 +113,9 @@ fn train_gate(neuron: &Neuron, gate: &str, targets: [f32; 4], device: &Device) -
             [("weight", neuron.weights()), ("bias", neuron.bias())],
         )?;
         for variable in [neuron.weights(), neuron.bias()] {
-            let gradient = gradients.of(variable).expect("the loss depends on every parameter");
+            let gradient = gradients
+                .of(variable)
+                .expect("the loss depends on every parameter");
             descend(variable, gradient)?;
         }
     }
@@ -128,18 +137,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The same neuron, retrained: its AND weights are the starting point, and the table
     // printed "before" shows AND failing at OR.
     let or = train_gate(&neuron, "OR", [0.0, 1.0, 1.0, 1.0], &device)?;
-    let xor = train_gate(&neuron, "XOR (expected to fail)", [0.0, 1.0, 1.0, 0.0], &device)?;
+    let xor = train_gate(
+        &neuron,
+        "XOR (expected to fail)",
+        [0.0, 1.0, 1.0, 0.0],
+        &device,
+    )?;
 
     println!("Why XOR is impossible for one neuron:");
     println!("  The neuron says 1 exactly when w1·x1 + w2·x2 + b > 0, i.e. on one side of a straight line.");
     println!("  XOR needs b < 0 (0,0 → 0), w2 + b > 0 (0,1 → 1), w1 + b > 0 (1,0 → 1) and w1 + w2 + b < 0 (1,1 → 0).");
     println!("  Adding the middle two gives w1 + w2 + 2b > 0, so w1 + w2 + b > −b > 0, contradicting the");
-    println!("  last: no line separates XOR's ones from its zeros. Gradient descent settles at w ≈ 0,");
+    println!(
+        "  last: no line separates XOR's ones from its zeros. Gradient descent settles at w ≈ 0,"
+    );
     println!("  b ≈ 0, y ≈ 0.5 everywhere (the loss stops at ln 2 ≈ 0.693, a coin toss).");
     println!("  A hidden layer fixes this: cargo run -p dl-optim --example xor_mlp");
 
     if and != 4 || or != 4 {
-        return Err(format!("the neuron should learn AND and OR perfectly, got {and}/4 and {or}/4").into());
+        return Err(format!(
+            "the neuron should learn AND and OR perfectly, got {and}/4 and {or}/4"
+        )
+        .into());
     }
     if xor == 4 {
         return Err("a single neuron cannot compute XOR, yet all four rows came out right".into());

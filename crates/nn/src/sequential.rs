@@ -124,6 +124,11 @@ impl SequentialBuilder {
         })
     }
 
+    /// An activation on its own (Keras' `Activation` layer), e.g. after batch normalisation.
+    pub fn activation(self, activation: Activation) -> Result<Self> {
+        self.layer("activation", activation, |_, _| Ok(Box::new(Identity)))
+    }
+
     /// Batch normalisation over the channel (or feature) dimension, with PyTorch's defaults.
     pub fn batch_norm(self) -> Result<Self> {
         self.layer("batch_normalization", Activation::Identity, |path, shape| {
@@ -141,6 +146,19 @@ impl SequentialBuilder {
             input_shape: self.input_shape,
             stages: self.stages,
         }
+    }
+}
+
+/// The layer that passes its input through unchanged; carries a standalone activation.
+struct Identity;
+
+impl Layer for Identity {
+    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+        Ok(input.clone())
+    }
+
+    fn kind(&self) -> &'static str {
+        "Activation"
     }
 }
 

@@ -289,3 +289,30 @@ fn resuming_from_a_checkpoint_continues_exactly() {
         assert_eq!(expected, actual, "{name} differs after resuming");
     }
 }
+
+#[test]
+fn learning_curves_are_drawn_as_png() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("curves.png");
+    let history = History {
+        epochs: (1..=5)
+            .map(|epoch| dl_optim::EpochRecord {
+                epoch,
+                train_loss: 1.0 / epoch as f64,
+                train_accuracy: Some(0.5 + 0.08 * epoch as f64),
+                validation_loss: Some(1.2 / epoch as f64 + 0.05),
+                validation_accuracy: Some(0.45 + 0.08 * epoch as f64),
+                learning_rate: 1e-3,
+                seconds: 1.0,
+                examples_per_second: 100.0,
+            })
+            .collect(),
+    };
+    history.plot_png(&path).unwrap();
+    let image = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(image.dimensions(), (1200, 480));
+    let coloured = image.pixels().filter(|pixel| pixel.0[0] != pixel.0[2]).count();
+    assert!(coloured > 500, "the curves should be drawn in colour ({coloured} coloured pixels)");
+    let leftovers: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+}

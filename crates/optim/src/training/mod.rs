@@ -4,6 +4,7 @@
 mod callbacks;
 mod error;
 mod history;
+mod plot;
 mod progress;
 mod trainer;
 
