@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's chores, run from the workspace root.
 //!
-//! Commands arrive with the issues that need them (`download-data`, `bench`); today it lists
-//! what exists so that the alias works from a clean clone.
+//! Commands arrive with the issues that need them: `download-data` fetches and verifies the
+//! datasets; `layout` lists what exists.
+
+mod download_data;
 
 use anyhow::Result;
 use clap::Parser;
@@ -12,15 +14,21 @@ use clap::Parser;
 enum Command {
     /// Print the workspace's crates and where their docs live.
     Layout,
+    /// Download and verify datasets (default: mnist and tinyshakespeare) and Hub tokenizers.
+    DownloadData(download_data::DownloadData),
 }
 
 fn main() -> Result<()> {
     match Command::parse() {
+        Command::DownloadData(arguments) => download_data::run(arguments)?,
         Command::Layout => {
             println!("crates/tensor    dl-tensor    tensors, devices, seeded RNG");
             println!("crates/autograd  dl-autograd  gradients, gradient checking, clipping");
-            println!("crates/nn        dl-nn        neuron, activations, layers, losses, checkpoints");
+            println!(
+                "crates/nn        dl-nn        neuron, activations, layers, losses, checkpoints"
+            );
             println!("crates/optim     dl-optim     optimizers, schedules, the training loop");
+            println!("crates/data      dl-data      datasets, tokenizers, loaders, download-data");
             println!("docs/README.md   the course, concept by concept");
         }
     }

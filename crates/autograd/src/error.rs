@@ -10,7 +10,9 @@ pub enum AutogradError {
         shape: Vec<usize>,
     },
     /// The loss is NaN or infinite, so gradients would be meaningless.
-    #[error("the loss is {value}: gradients are not finite (lower the learning rate or check the data)")]
+    #[error(
+        "the loss is {value}: gradients are not finite (lower the learning rate or check the data)"
+    )]
     LossNotFinite {
         /// The loss value.
         value: f64,

@@ -72,6 +72,16 @@ pub enum DataError {
         /// Each source tried, with what happened.
         attempts: Vec<String>,
     },
+    /// A file of the Hugging Face Hub (`hub:OWNER/REPO/FILE`) that could not be fetched.
+    #[error("{spec}: could not fetch {url}: {problem}; check the repository and file names, or set HF_ENDPOINT to a reachable mirror of the Hub")]
+    Hub {
+        /// The spec asked for, e.g. "hub:gpt2".
+        spec: String,
+        /// The URL tried.
+        url: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// A file whose size or checksum differs from the manifest's.
     #[error("{}: {kind} mismatch (expected {expected}, got {actual}); the file was not kept", path.display())]
     Checksum {

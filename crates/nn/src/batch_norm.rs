@@ -64,7 +64,8 @@ impl BatchNorm {
                 "running_mean",
                 Tensor::zeros(features, path.dtype(), device)?,
             )?,
-            running_var: path.buffer("running_var", Tensor::ones(features, path.dtype(), device)?)?,
+            running_var: path
+                .buffer("running_var", Tensor::ones(features, path.dtype(), device)?)?,
             batches_tracked: path.buffer(
                 "num_batches_tracked",
                 Tensor::zeros((), DType::I64, device)?,
@@ -141,14 +142,21 @@ impl Layer for BatchNorm {
                 (mean, variance)
             }
             Mode::Eval => (
-                self.running_mean.as_tensor().reshape(broadcast_shape.as_slice())?,
-                self.running_var.as_tensor().reshape(broadcast_shape.as_slice())?,
+                self.running_mean
+                    .as_tensor()
+                    .reshape(broadcast_shape.as_slice())?,
+                self.running_var
+                    .as_tensor()
+                    .reshape(broadcast_shape.as_slice())?,
             ),
         };
         let normalised = input
             .broadcast_sub(&mean)?
             .broadcast_div(&variance.affine(1.0, self.config.epsilon)?.sqrt()?)?;
-        let scale = self.weight.as_tensor().reshape(broadcast_shape.as_slice())?;
+        let scale = self
+            .weight
+            .as_tensor()
+            .reshape(broadcast_shape.as_slice())?;
         let shift = self.bias.as_tensor().reshape(broadcast_shape.as_slice())?;
         Ok(normalised.broadcast_mul(&scale)?.broadcast_add(&shift)?)
     }

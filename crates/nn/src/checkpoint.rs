@@ -80,8 +80,11 @@ pub fn save_tensors(
         .iter()
         .map(|(name, tensor)| Ok((name.clone(), tensor.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(on_host.iter().map(|(name, tensor)| (name, tensor)), Some(header))
-        .map_err(|error| checkpoint_error(path, format!("cannot encode: {error}")))?;
+    let bytes = safetensors::serialize(
+        on_host.iter().map(|(name, tensor)| (name, tensor)),
+        Some(header),
+    )
+    .map_err(|error| checkpoint_error(path, format!("cannot encode: {error}")))?;
     write_atomically(path, &bytes)
         .map_err(|error| checkpoint_error(path, format!("cannot write: {error}")))
 }
@@ -123,18 +126,16 @@ impl Checkpoint {
     /// Reads a checkpoint, checking that it is a complete safetensors file.
     pub fn load(path: impl AsRef<FilePath>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|error| {
-            checkpoint_error(path, format!("cannot read: {error}"))
-        })?;
+        let bytes = fs::read(path)
+            .map_err(|error| checkpoint_error(path, format!("cannot read: {error}")))?;
         let parsed = SafeTensors::deserialize(&bytes).map_err(|error| {
             checkpoint_error(
                 path,
                 format!("not a valid safetensors file ({error}): it may be truncated or of another format"),
             )
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|error| {
-            checkpoint_error(path, format!("unreadable header: {error}"))
-        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|error| checkpoint_error(path, format!("unreadable header: {error}")))?;
         let metadata: BTreeMap<String, String> = header
             .metadata()
             .clone()

@@ -71,12 +71,20 @@ impl Conv2d {
             return Err(NnError::config(what(), "channel counts must be positive"));
         }
         if config.kernel_size == 0 || config.stride == 0 {
-            return Err(NnError::config(what(), "kernel_size and stride must be positive"));
+            return Err(NnError::config(
+                what(),
+                "kernel_size and stride must be positive",
+            ));
         }
         let area = config.kernel_size * config.kernel_size;
         let weight = path.var(
             "weight",
-            (out_channels, in_channels, config.kernel_size, config.kernel_size),
+            (
+                out_channels,
+                in_channels,
+                config.kernel_size,
+                config.kernel_size,
+            ),
             Init::GlorotUniform {
                 fan_in: in_channels * area,
                 fan_out: out_channels * area,

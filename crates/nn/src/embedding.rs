@@ -27,7 +27,10 @@ impl Embedding {
             weight: path.var(
                 "weight",
                 (vocabulary_size, embedding_dim),
-                Init::Normal { mean: 0.0, std: 1.0 },
+                Init::Normal {
+                    mean: 0.0,
+                    std: 1.0,
+                },
             )?,
         })
     }

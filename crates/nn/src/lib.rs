@@ -39,8 +39,8 @@ mod flatten;
 mod init;
 mod layer;
 mod loss;
-mod metrics;
 mod lstm;
+mod metrics;
 mod neuron;
 mod pool;
 mod sequential;
@@ -48,9 +48,12 @@ mod store;
 
 pub use activation::{log_softmax, softmax, Activation};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
-pub use checkpoint::{load_checkpoint, save_checkpoint, save_tensors, write_atomically, Checkpoint};
+pub use checkpoint::{
+    load_checkpoint, save_checkpoint, save_tensors, write_atomically, Checkpoint,
+};
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
+pub use dl_tensor::accuracy;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::{NnError, Result};
@@ -58,9 +61,8 @@ pub use flatten::Flatten;
 pub use init::Init;
 pub use layer::{Layer, Mode};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse, Loss};
-pub use metrics::ConfusionMatrix;
-pub use dl_tensor::accuracy;
 pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use metrics::ConfusionMatrix;
 pub use neuron::Neuron;
 pub use pool::MaxPool2d;
 pub use sequential::{Sequential, SequentialBuilder};

@@ -44,7 +44,10 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     if labels.dtype().is_float() {
         return Err(NnError::Target {
             what,
-            problem: format!("labels must be integer class indices, got {:?}", labels.dtype()),
+            problem: format!(
+                "labels must be integer class indices, got {:?}",
+                labels.dtype()
+            ),
         });
     }
     let classes = logits.dim(D::Minus1)?;

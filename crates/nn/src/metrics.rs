@@ -45,7 +45,10 @@ impl ConfusionMatrix {
         if labels.dtype().is_float() {
             return Err(NnError::Target {
                 what: "confusion matrix",
-                problem: format!("labels must be integer class indices, got {:?}", labels.dtype()),
+                problem: format!(
+                    "labels must be integer class indices, got {:?}",
+                    labels.dtype()
+                ),
             });
         }
         let predicted: Vec<u32> = dl_tensor::argmax(scores)?.to_vec1()?;
@@ -94,19 +97,25 @@ impl ConfusionMatrix {
 
     /// The share of correct predictions (0 when empty).
     pub fn accuracy(&self) -> f64 {
-        let correct: u64 = (0..self.classes).map(|class| self.count(class, class)).sum();
+        let correct: u64 = (0..self.classes)
+            .map(|class| self.count(class, class))
+            .sum();
         ratio(correct, self.total()).unwrap_or(0.0)
     }
 
     /// Of the examples predicted as `class`, the share that truly are; `None` if none were.
     pub fn precision(&self, class: usize) -> Option<f64> {
-        let predicted: u64 = (0..self.classes).map(|actual| self.count(actual, class)).sum();
+        let predicted: u64 = (0..self.classes)
+            .map(|actual| self.count(actual, class))
+            .sum();
         ratio(self.count(class, class), predicted)
     }
 
     /// Of the examples that are `class`, the share predicted as such; `None` if there were none.
     pub fn recall(&self, class: usize) -> Option<f64> {
-        let actual: u64 = (0..self.classes).map(|guess| self.count(class, guess)).sum();
+        let actual: u64 = (0..self.classes)
+            .map(|guess| self.count(class, guess))
+            .sum();
         ratio(self.count(class, class), actual)
     }
 }
@@ -130,7 +139,8 @@ impl fmt::Display for ConfusionMatrix {
             write!(formatter, "{class:>width$}")?;
         }
         writeln!(formatter, "  precision  recall")?;
-        let percent = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+        let percent =
+            |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
         for actual in 0..self.classes {
             write!(formatter, "{actual:>9}")?;
             for predicted in 0..self.classes {
@@ -157,7 +167,9 @@ mod tests {
         // class 0: predicted twice (one right) → precision 1/2; two true, one found → recall 1/2.
         // class 1: predicted three times (two right) → 2/3; three true, two found → 2/3.
         let mut matrix = ConfusionMatrix::new(2);
-        matrix.add_pairs(&[0, 0, 1, 1, 1], &[0, 1, 1, 1, 0]).unwrap();
+        matrix
+            .add_pairs(&[0, 0, 1, 1, 1], &[0, 1, 1, 1, 0])
+            .unwrap();
         assert_eq!(matrix.count(0, 1), 1);
         assert_eq!(matrix.precision(0), Some(0.5));
         assert_eq!(matrix.recall(0), Some(0.5));

@@ -47,7 +47,12 @@ impl SequentialBuilder {
     /// Adds any layer. `build` receives the layer's path and the shape of one input example
     /// (without the batch dimension) and returns the layer; `activation` is applied to its
     /// output. The output shape is found by running one example through the new layer.
-    pub fn layer<F>(mut self, base_name: &'static str, activation: Activation, build: F) -> Result<Self>
+    pub fn layer<F>(
+        mut self,
+        base_name: &'static str,
+        activation: Activation,
+        build: F,
+    ) -> Result<Self>
     where
         F: FnOnce(&Path, &[usize]) -> Result<Box<dyn Layer>>,
     {
@@ -73,7 +78,12 @@ impl SequentialBuilder {
 
     /// A convolution with `filters` kernels of `kernel_size` x `kernel_size`, stride 1, no
     /// padding (Keras' `Conv2D(filters, (k, k), activation=...)`).
-    pub fn conv2d(self, filters: usize, kernel_size: usize, activation: Activation) -> Result<Self> {
+    pub fn conv2d(
+        self,
+        filters: usize,
+        kernel_size: usize,
+        activation: Activation,
+    ) -> Result<Self> {
         self.conv2d_with(filters, Conv2dConfig::new(kernel_size), activation)
     }
 
@@ -104,7 +114,9 @@ impl SequentialBuilder {
 
     /// Flattens each example to a vector.
     pub fn flatten(self) -> Result<Self> {
-        self.layer("flatten", Activation::Identity, |_, _| Ok(Box::new(Flatten)))
+        self.layer("flatten", Activation::Identity, |_, _| {
+            Ok(Box::new(Flatten))
+        })
     }
 
     /// A fully connected layer of `units` neurons.
@@ -131,12 +143,20 @@ impl SequentialBuilder {
 
     /// Batch normalisation over the channel (or feature) dimension, with PyTorch's defaults.
     pub fn batch_norm(self) -> Result<Self> {
-        self.layer("batch_normalization", Activation::Identity, |path, shape| {
-            let features = *shape.first().ok_or_else(|| {
-                NnError::shape(path.prefix(), "BatchNorm needs a channel dimension")
-            })?;
-            Ok(Box::new(BatchNorm::new(path, features, BatchNormConfig::default())?))
-        })
+        self.layer(
+            "batch_normalization",
+            Activation::Identity,
+            |path, shape| {
+                let features = *shape.first().ok_or_else(|| {
+                    NnError::shape(path.prefix(), "BatchNorm needs a channel dimension")
+                })?;
+                Ok(Box::new(BatchNorm::new(
+                    path,
+                    features,
+                    BatchNormConfig::default(),
+                )?))
+            },
+        )
     }
 
     /// Finishes the model.
@@ -195,7 +215,9 @@ impl Sequential {
     pub fn output_shape(&self) -> &[usize] {
         self.stages
             .last()
-            .map_or(self.input_shape.as_slice(), |stage| stage.output_shape.as_slice())
+            .map_or(self.input_shape.as_slice(), |stage| {
+                stage.output_shape.as_slice()
+            })
     }
 
     /// The store holding the model's variables.
@@ -240,7 +262,8 @@ impl Sequential {
         let last = self.stages.len().saturating_sub(1);
         for (index, stage) in self.stages.iter().enumerate() {
             output = stage.layer.forward(&output, mode)?;
-            let skip = index == last && !final_activation && stage.activation == Activation::Softmax;
+            let skip =
+                index == last && !final_activation && stage.activation == Activation::Softmax;
             if !skip {
                 output = stage.activation.apply(&output)?;
             }
@@ -273,7 +296,11 @@ impl Sequential {
             .collect();
         let headers = ("Layer (type)", "Output Shape", "Param #");
         let width_of = |pick: fn(&(String, String, String)) -> usize, header: &str| {
-            rows.iter().map(pick).max().unwrap_or(0).max(header.chars().count())
+            rows.iter()
+                .map(pick)
+                .max()
+                .unwrap_or(0)
+                .max(header.chars().count())
         };
         let name_width = width_of(|row| row.0.chars().count(), headers.0);
         let shape_width = width_of(|row| row.1.chars().count(), headers.1);

@@ -66,7 +66,9 @@ impl VarStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, StoreState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The device the variables live on.
@@ -178,7 +180,11 @@ impl VarStore {
 
     fn register(&self, name: String, tensor: Tensor, trainable: bool) -> Result<Var> {
         let mut state = self.lock();
-        if state.parameters.iter().any(|parameter| parameter.name == name) {
+        if state
+            .parameters
+            .iter()
+            .any(|parameter| parameter.name == name)
+        {
             return Err(NnError::DuplicateParameter(name));
         }
         let var = Var::from_tensor(&tensor)?;

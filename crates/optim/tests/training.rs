@@ -64,7 +64,11 @@ fn batches(inputs: &Tensor, labels: &Tensor, batch_size: usize) -> Vec<(Tensor, 
 }
 
 fn xor_data() -> (Tensor, Tensor) {
-    let inputs = Tensor::new(&[[0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], &Device::Cpu).unwrap();
+    let inputs = Tensor::new(
+        &[[0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]],
+        &Device::Cpu,
+    )
+    .unwrap();
     let labels = Tensor::new(&[0u32, 1, 1, 0], &Device::Cpu).unwrap();
     (inputs, labels)
 }
@@ -74,13 +78,20 @@ fn mlp_learns_xor_perfectly() {
     let store = VarStore::new(&Device::Cpu, DType::F32, 3);
     let model = mlp(&store, 8);
     let (inputs, labels) = xor_data();
-    let mut trainer = Trainer::new(adam(0.05)).epochs(300).progress(ProgressMode::Quiet);
+    let mut trainer = Trainer::new(adam(0.05))
+        .epochs(300)
+        .progress(ProgressMode::Quiet);
     let history = trainer
         .fit(&model, &store, |_| vec![(inputs.clone(), labels.clone())])
         .unwrap();
     assert_eq!(history.epochs.len(), 300);
     let result = evaluate(&model, Loss::CrossEntropy, vec![(inputs, labels)]).unwrap();
-    assert_eq!(result.accuracy, Some(1.0), "XOR accuracy {:?}", result.accuracy);
+    assert_eq!(
+        result.accuracy,
+        Some(1.0),
+        "XOR accuracy {:?}",
+        result.accuracy
+    );
     assert!(result.loss < 0.05, "XOR loss {}", result.loss);
 }
 
@@ -92,7 +103,9 @@ fn mlp_separates_two_moons() {
     let model = mlp(&store, 16);
     let train = batches(&train_inputs, &train_labels, 50);
     let test = batches(&test_inputs, &test_labels, 100);
-    let mut trainer = Trainer::new(adam(0.01)).epochs(40).progress(ProgressMode::Quiet);
+    let mut trainer = Trainer::new(adam(0.01))
+        .epochs(40)
+        .progress(ProgressMode::Quiet);
     let history = trainer
         .fit_with_validation(&model, &store, |_| train.clone(), |_| test.clone())
         .unwrap();
@@ -118,7 +131,12 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     let snapshot_after_epoch_3 = std::cell::RefCell::new(None);
     let train_regression: Vec<(Tensor, Tensor)> = train
         .iter()
-        .map(|(x, _)| (x.clone(), Tensor::zeros((x.dim(0).unwrap(), 2), DType::F32, &Device::Cpu).unwrap()))
+        .map(|(x, _)| {
+            (
+                x.clone(),
+                Tensor::zeros((x.dim(0).unwrap(), 2), DType::F32, &Device::Cpu).unwrap(),
+            )
+        })
         .collect();
     let history = trainer
         .fit_with_validation(
@@ -144,7 +162,15 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     assert_eq!(history.epochs.len(), 5, "stops at epoch 3 + patience 2");
     let best = snapshot_after_epoch_3.into_inner().unwrap();
     for ((name, expected), (_, actual)) in best.iter().zip(store.snapshot().unwrap()) {
-        let difference = expected.sub(&actual).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let difference = expected
+            .sub(&actual)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(difference, 0.0, "{name} was not restored to the best epoch");
     }
 }
@@ -161,7 +187,12 @@ fn history_is_written_as_csv_and_reads_back() {
         .progress(ProgressMode::Quiet)
         .history_csv(&path);
     let history = trainer
-        .fit_with_validation(&model, &store, |_| vec![(inputs.clone(), labels.clone())], |_| vec![(inputs.clone(), labels.clone())])
+        .fit_with_validation(
+            &model,
+            &store,
+            |_| vec![(inputs.clone(), labels.clone())],
+            |_| vec![(inputs.clone(), labels.clone())],
+        )
         .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 4, "{text}");
@@ -171,7 +202,9 @@ fn history_is_written_as_csv_and_reads_back() {
     for (written, read) in history.epochs.iter().zip(&read_back.epochs) {
         assert_eq!(written.epoch, read.epoch);
         assert!((written.train_loss - read.train_loss).abs() < 1e-6);
-        assert!((written.validation_accuracy.unwrap() - read.validation_accuracy.unwrap()).abs() < 1e-6);
+        assert!(
+            (written.validation_accuracy.unwrap() - read.validation_accuracy.unwrap()).abs() < 1e-6
+        );
     }
     std::fs::write(&path, "not,a,history\n").unwrap();
     assert!(History::read_csv(&path).is_err());
@@ -182,7 +215,10 @@ fn nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let directory = tempfile::tempdir().unwrap();
     let checkpoint = directory.path().join("model.safetensors");
     let store = VarStore::new(&Device::Cpu, DType::F32, 8);
-    let model = Sequential::builder(&store.root(), &[2]).dense(1, Activation::Identity).unwrap().build();
+    let model = Sequential::builder(&store.root(), &[2])
+        .dense(1, Activation::Identity)
+        .unwrap()
+        .build();
     let inputs = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu).unwrap();
     let good = Tensor::new(&[[1f32], [2.0]], &Device::Cpu).unwrap();
     let poisoned = Tensor::new(&[[1f32], [f32::NAN]], &Device::Cpu).unwrap();
@@ -190,22 +226,36 @@ fn nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
         .loss(Loss::MeanSquaredError)
         .epochs(5)
         .progress(ProgressMode::Quiet)
-        .callback(Box::new(ModelCheckpoint::new(BTreeMap::new()).last(&checkpoint)));
+        .callback(Box::new(
+            ModelCheckpoint::new(BTreeMap::new()).last(&checkpoint),
+        ));
     let error = trainer
         .fit(&model, &store, |epoch| {
-            let targets = if epoch == 3 { poisoned.clone() } else { good.clone() };
+            let targets = if epoch == 3 {
+                poisoned.clone()
+            } else {
+                good.clone()
+            };
             vec![(inputs.clone(), targets)]
         })
         .unwrap_err();
     match &error {
-        TrainingError::NonFiniteLoss { epoch, batch, value, last_good_checkpoint } => {
+        TrainingError::NonFiniteLoss {
+            epoch,
+            batch,
+            value,
+            last_good_checkpoint,
+        } => {
             assert_eq!((*epoch, *batch), (3, 1));
             assert!(value.is_nan());
             assert_eq!(last_good_checkpoint.as_deref(), Some(checkpoint.as_path()));
         }
         other => panic!("expected a NaN-loss error, got {other}"),
     }
-    assert!(error.to_string().contains("last good checkpoint"), "{error}");
+    assert!(
+        error.to_string().contains("last good checkpoint"),
+        "{error}"
+    );
     let metadata = dl_nn::load_checkpoint(&checkpoint, &store).unwrap();
     assert_eq!(metadata["epoch"], "2");
 }
@@ -221,21 +271,40 @@ fn empty_epoch_and_bad_batches_are_errors() {
     let labels = Tensor::zeros(4, DType::U32, &Device::Cpu).unwrap();
     let mut trainer = Trainer::new(adam(0.01)).progress(ProgressMode::Quiet);
     let error = trainer
-        .fit(&model, &store, |_| vec![(wrong_shape.clone(), labels.clone())])
+        .fit(&model, &store, |_| {
+            vec![(wrong_shape.clone(), labels.clone())]
+        })
         .unwrap_err();
-    assert!(error.to_string().contains("expected a batch of shape (N, 2)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("expected a batch of shape (N, 2)"),
+        "{error}"
+    );
     let failing = trainer
-        .fit(&model, &store, |_| vec![Err::<(Tensor, Tensor), _>(std::io::Error::other("disk gone"))])
+        .fit(&model, &store, |_| {
+            vec![Err::<(Tensor, Tensor), _>(std::io::Error::other(
+                "disk gone",
+            ))]
+        })
         .unwrap_err();
     assert!(failing.to_string().contains("disk gone"), "{failing}");
 }
 
 /// Trains the two-moons MLP for `epochs` epochs (optionally resuming from a checkpoint) and
 /// returns the final weights.
-fn train_for(epochs: usize, resume: Option<&std::path::Path>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)> {
+fn train_for(
+    epochs: usize,
+    resume: Option<&std::path::Path>,
+    checkpoint: &std::path::Path,
+) -> Vec<(String, Tensor)> {
     let (inputs, labels) = two_moons(200, 0.1, 10);
     let train = batches(&inputs, &labels, 32);
-    let store = VarStore::new(&Device::Cpu, DType::F32, if resume.is_some() { 99 } else { 11 });
+    let store = VarStore::new(
+        &Device::Cpu,
+        DType::F32,
+        if resume.is_some() { 99 } else { 11 },
+    );
     let model = mlp(&store, 8);
     let mut optimizer = Adam::new(AdamConfig::default().learning_rate(0.01)).unwrap();
     let mut completed = History::default();
@@ -265,7 +334,9 @@ fn train_for(epochs: usize, resume: Option<&std::path::Path>, checkpoint: &std::
         .epochs(epochs)
         .progress(ProgressMode::Quiet)
         .resume_from(completed, global_step)
-        .callback(Box::new(ModelCheckpoint::new(BTreeMap::new()).last(checkpoint)));
+        .callback(Box::new(
+            ModelCheckpoint::new(BTreeMap::new()).last(checkpoint),
+        ));
     trainer
         .fit(&model, &store, |epoch| {
             let mut order = train.clone();
@@ -282,7 +353,11 @@ fn resuming_from_a_checkpoint_continues_exactly() {
     let straight = train_for(4, None, &directory.path().join("straight.safetensors"));
     let halfway = directory.path().join("halfway.safetensors");
     train_for(2, None, &halfway);
-    let resumed = train_for(4, Some(&halfway), &directory.path().join("resumed.safetensors"));
+    let resumed = train_for(
+        4,
+        Some(&halfway),
+        &directory.path().join("resumed.safetensors"),
+    );
     for ((name, expected), (_, actual)) in straight.iter().zip(&resumed) {
         let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
         let actual: Vec<f32> = actual.flatten_all().unwrap().to_vec1().unwrap();
@@ -311,8 +386,14 @@ fn learning_curves_are_drawn_as_png() {
     history.plot_png(&path).unwrap();
     let image = image::open(&path).unwrap().to_rgb8();
     assert_eq!(image.dimensions(), (1200, 480));
-    let coloured = image.pixels().filter(|pixel| pixel.0[0] != pixel.0[2]).count();
-    assert!(coloured > 500, "the curves should be drawn in colour ({coloured} coloured pixels)");
+    let coloured = image
+        .pixels()
+        .filter(|pixel| pixel.0[0] != pixel.0[2])
+        .count();
+    assert!(
+        coloured > 500,
+        "the curves should be drawn in colour ({coloured} coloured pixels)"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
 }

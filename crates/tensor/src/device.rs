@@ -34,7 +34,9 @@ impl FromStr for DeviceChoice {
 
     fn from_str(text: &str) -> Result<Self> {
         let normalised = text.trim().to_ascii_lowercase();
-        let unknown = || TensorError::UnknownDevice { given: text.to_string() };
+        let unknown = || TensorError::UnknownDevice {
+            given: text.to_string(),
+        };
         match normalised.as_str() {
             "cpu" => Ok(Self::Cpu),
             "cuda" | "gpu" => Ok(Self::Cuda(0)),

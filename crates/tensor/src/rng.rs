@@ -202,7 +202,10 @@ mod tests {
         // {1, 2, 3, 4}; its first outputs are 11520, 0, 1509978240, 1215971899390074240.
         let mut rng = SeededRng::from_state([1, 2, 3, 4]);
         let first: Vec<u64> = (0..4).map(|_| rng.next_u64()).collect();
-        assert_eq!(first, vec![11520, 0, 1_509_978_240, 1_215_971_899_390_074_240]);
+        assert_eq!(
+            first,
+            vec![11520, 0, 1_509_978_240, 1_215_971_899_390_074_240]
+        );
     }
 
     #[test]
@@ -212,7 +215,10 @@ mod tests {
         for _ in 0..7000 {
             seen[rng.below(7)] += 1;
         }
-        assert!(seen.iter().all(|&count| (800..1200).contains(&count)), "{seen:?}");
+        assert!(
+            seen.iter().all(|&count| (800..1200).contains(&count)),
+            "{seen:?}"
+        );
     }
 
     #[test]

@@ -188,7 +188,12 @@ impl ModelCheckpoint {
         self
     }
 
-    fn save(&mut self, path: &Path, record: &EpochRecord, context: &TrainingContext<'_>) -> TrainingResult<()> {
+    fn save(
+        &mut self,
+        path: &Path,
+        record: &EpochRecord,
+        context: &TrainingContext<'_>,
+    ) -> TrainingResult<()> {
         let mut metadata = self.metadata.clone();
         metadata.insert("epoch".into(), record.epoch.to_string());
         metadata.insert("global_step".into(), context.global_step.to_string());

@@ -100,14 +100,22 @@ impl History {
             .map_err(|error| bad(format!("cannot read the training history: {error}")))?;
         let mut lines = text.lines();
         if lines.next() != Some(CSV_HEADER) {
-            return Err(bad("not a training history: the header does not match".into()));
+            return Err(bad(
+                "not a training history: the header does not match".into()
+            ));
         }
         let mut epochs = Vec::new();
-        for (index, line) in lines.enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        for (index, line) in lines
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+        {
             let cells: Vec<&str> = line.split(',').collect();
             let row = index + 2;
             if cells.len() != 8 {
-                return Err(bad(format!("line {row} has {} cells, expected 8", cells.len())));
+                return Err(bad(format!(
+                    "line {row} has {} cells, expected 8",
+                    cells.len()
+                )));
             }
             let number = |cell: &str| -> TrainingResult<f64> {
                 cell.parse()

@@ -8,7 +8,9 @@ mod plot;
 mod progress;
 mod trainer;
 
-pub use callbacks::{optimizer_state_path, Callback, Control, EarlyStopping, ModelCheckpoint, TrainingContext};
+pub use callbacks::{
+    optimizer_state_path, Callback, Control, EarlyStopping, ModelCheckpoint, TrainingContext,
+};
 pub use error::{TrainingError, TrainingResult};
 pub use history::{EpochRecord, History, CSV_HEADER};
 pub(crate) use progress::EpochProgress;

@@ -56,9 +56,12 @@ fn draw_panel<DB: DrawingBackend>(
         high = high.max(value);
     }
     if last <= first {
-        last = first + 1.0;
+        first -= 0.5;
+        last += 0.5;
     }
-    let margin = ((high - low) * 0.05).max(1e-6);
+    let margin = ((high - low) * 0.05)
+        .max(high.abs().max(low.abs()) * 0.02)
+        .max(1e-6);
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -78,12 +81,21 @@ fn draw_panel<DB: DrawingBackend>(
         }
         let color = *color;
         chart
-            .draw_series(LineSeries::new(curve.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                curve.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|error| error.to_string())?
             .label(*label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
-            .draw_series(curve.iter().map(|&point| Circle::new(point, 3, color.filled())))
+            .draw_series(
+                curve
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )
             .map_err(|error| error.to_string())?;
     }
     chart
@@ -106,22 +118,42 @@ impl History {
         let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE).map_err(|error| failed(error.to_string()))?;
-            let has_accuracy = self.epochs.iter().any(|record| record.train_accuracy.is_some());
+            root.fill(&WHITE)
+                .map_err(|error| failed(error.to_string()))?;
+            let has_accuracy = self
+                .epochs
+                .iter()
+                .any(|record| record.train_accuracy.is_some());
             let panels = if has_accuracy {
                 root.split_evenly((1, 2))
             } else {
                 vec![root.clone()]
             };
             let loss_curves = [
-                ("training loss", BLUE, series(self, |record| Some(record.train_loss))),
-                ("validation loss", RED, series(self, |record| record.validation_loss)),
+                (
+                    "training loss",
+                    BLUE,
+                    series(self, |record| Some(record.train_loss)),
+                ),
+                (
+                    "validation loss",
+                    RED,
+                    series(self, |record| record.validation_loss),
+                ),
             ];
             draw_panel(&panels[0], "loss", &loss_curves).map_err(failed)?;
             if has_accuracy {
                 let accuracy_curves = [
-                    ("training accuracy", BLUE, series(self, |record| record.train_accuracy)),
-                    ("validation accuracy", RED, series(self, |record| record.validation_accuracy)),
+                    (
+                        "training accuracy",
+                        BLUE,
+                        series(self, |record| record.train_accuracy),
+                    ),
+                    (
+                        "validation accuracy",
+                        RED,
+                        series(self, |record| record.validation_accuracy),
+                    ),
                 ];
                 draw_panel(&panels[1], "accuracy", &accuracy_curves).map_err(failed)?;
             }

@@ -52,7 +52,12 @@ pub(crate) struct EpochProgress {
 }
 
 impl EpochProgress {
-    pub(crate) fn start(mode: ProgressMode, epoch: usize, last_epoch: usize, batches: Option<usize>) -> Self {
+    pub(crate) fn start(
+        mode: ProgressMode,
+        epoch: usize,
+        last_epoch: usize,
+        batches: Option<usize>,
+    ) -> Self {
         let mode = mode.resolved();
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = match batches {
@@ -79,9 +84,16 @@ impl EpochProgress {
     }
 
     /// Reports that `batch` batches and `examples` examples are done, with running means.
-    pub(crate) fn update(&mut self, batch: usize, examples: usize, loss: f64, accuracy: Option<f64>) {
+    pub(crate) fn update(
+        &mut self,
+        batch: usize,
+        examples: usize,
+        loss: f64,
+        accuracy: Option<f64>,
+    ) {
         let throughput = examples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let accuracy_text = accuracy.map_or(String::new(), |value| format!(" acc {:.2}%", 100.0 * value));
+        let accuracy_text =
+            accuracy.map_or(String::new(), |value| format!(" acc {:.2}%", 100.0 * value));
         let message = format!("loss {loss:.4}{accuracy_text} {throughput:.0} ex/s");
         match (&self.bar, self.mode) {
             (Some(bar), _) => {
@@ -90,7 +102,9 @@ impl EpochProgress {
             }
             (None, ProgressMode::Lines) if self.last_line.elapsed() >= LINE_INTERVAL => {
                 self.last_line = Instant::now();
-                let of_total = self.batches.map_or(String::new(), |total| format!("/{total}"));
+                let of_total = self
+                    .batches
+                    .map_or(String::new(), |total| format!("/{total}"));
                 let eta = self.batches.map_or(String::new(), |total| {
                     let remaining = total.saturating_sub(batch) as f64
                         * self.started.elapsed().as_secs_f64()
@@ -114,9 +128,13 @@ impl EpochProgress {
         if self.mode == ProgressMode::Quiet {
             return;
         }
-        let percent = |value: Option<f64>| value.map_or(String::new(), |v| format!(" acc {:.2}%", 100.0 * v));
+        let percent =
+            |value: Option<f64>| value.map_or(String::new(), |v| format!(" acc {:.2}%", 100.0 * v));
         let validation = record.validation_loss.map_or(String::new(), |loss| {
-            format!(" | validation loss {loss:.4}{}", percent(record.validation_accuracy))
+            format!(
+                " | validation loss {loss:.4}{}",
+                percent(record.validation_accuracy)
+            )
         });
         println!(
             "epoch {}/{}: loss {:.4}{}{validation} | lr {:.2e} | {:.1}s ({:.0} ex/s)",

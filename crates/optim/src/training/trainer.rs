@@ -245,13 +245,23 @@ impl Trainer {
     }
 
     /// Trains without validation data.
-    pub fn fit<T, I>(&mut self, model: &dyn Layer, store: &VarStore, train: T) -> TrainingResult<History>
+    pub fn fit<T, I>(
+        &mut self,
+        model: &dyn Layer,
+        store: &VarStore,
+        train: T,
+    ) -> TrainingResult<History>
     where
         T: FnMut(usize) -> I,
         I: IntoIterator,
         I::Item: IntoBatch,
     {
-        self.run(model, store, train, None::<fn(usize) -> Vec<(Tensor, Tensor)>>)
+        self.run(
+            model,
+            store,
+            train,
+            None::<fn(usize) -> Vec<(Tensor, Tensor)>>,
+        )
     }
 
     /// Trains and evaluates on the validation batches after every epoch.
@@ -297,7 +307,9 @@ impl Trainer {
     {
         let variables = store.trainable_variables();
         if variables.is_empty() {
-            return Err(TrainingError::Config("the model has no trainable parameters".into()));
+            return Err(TrainingError::Config(
+                "the model has no trainable parameters".into(),
+            ));
         }
         let first_epoch = self.history.last().map_or(1, |record| record.epoch + 1);
         for epoch in first_epoch..=self.epochs {
@@ -305,15 +317,17 @@ impl Trainer {
             let batches = train(epoch).into_iter();
             let (low, high) = batches.size_hint();
             let known_length = (Some(low) == high).then_some(low);
-            let mut progress = EpochProgress::start(self.progress, epoch, self.epochs, known_length);
+            let mut progress =
+                EpochProgress::start(self.progress, epoch, self.epochs, known_length);
             let mut totals = Totals::default();
             for (index, batch) in batches.enumerate() {
                 let batch_number = index + 1;
-                let (inputs, targets) = batch.into_batch().map_err(|source| TrainingError::Data {
-                    epoch,
-                    batch: batch_number,
-                    source,
-                })?;
+                let (inputs, targets) =
+                    batch.into_batch().map_err(|source| TrainingError::Data {
+                        epoch,
+                        batch: batch_number,
+                        source,
+                    })?;
                 let logits = model.forward(&inputs, Mode::Train)?;
                 let loss = self.loss.compute(&logits, &targets)?;
                 let value = scalar(&loss)?;
@@ -344,7 +358,12 @@ impl Trainer {
                     schedule.after_step();
                 }
                 totals.add(value, &logits.detach(), &targets)?;
-                progress.update(batch_number, totals.examples, totals.mean_loss(), totals.accuracy());
+                progress.update(
+                    batch_number,
+                    totals.examples,
+                    totals.mean_loss(),
+                    totals.accuracy(),
+                );
             }
             if totals.targets == 0 {
                 return Err(TrainingError::NoBatches { epoch });

@@ -1,0 +1,170 @@
+//! The command line: `mnist-classifier [train|evaluate|predict|summary]`, with `train` and its
+//! course defaults when no subcommand is given.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::models::ModelKind;
+
+/// Train, evaluate and use an MNIST digit classifier (the course's project 5.1).
+#[derive(Debug, Parser)]
+#[command(name = "mnist-classifier", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without one, trains the course's CNN with the course's settings.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model and save it as a checkpoint.
+    Train(TrainArgs),
+    /// Test loss, accuracy, confusion matrix and per-class precision and recall of a checkpoint.
+    Evaluate(EvaluateArgs),
+    /// Classify image files (PNG or JPEG, any size and colour) or test images.
+    Predict(PredictArgs),
+    /// Print the layers, output shapes and parameter counts of a model, Keras-style.
+    Summary(SummaryArgs),
+}
+
+/// Which dataset, where it lives and where to compute.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Data directory (default: $DL_DATA_DIR, else ./datasets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The dataset: handwritten digits or Zalando's clothing images (same format).
+    #[arg(long, value_enum, default_value_t = DatasetChoice::Mnist)]
+    pub dataset: DatasetChoice,
+    /// Device: cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// The datasets the classifier knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetChoice {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Fashion-MNIST clothing images.
+    FashionMnist,
+}
+
+/// The optimizers `--optimizer` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerChoice {
+    /// Adam (the course's choice).
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+    /// Stochastic gradient descent with momentum 0.9.
+    Sgd,
+    /// RMSprop.
+    Rmsprop,
+}
+
+/// Settings of a training run.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The network to train.
+    #[arg(long, value_enum, default_value_t = ModelKind::CourseCnn)]
+    pub model: ModelKind,
+    /// Epochs to train (counting the epochs of a resumed run).
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Examples per gradient step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// The step size η of gradient descent.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Adam)]
+    pub optimizer: OptimizerChoice,
+    /// Learning-rate schedule: constant, step:N:GAMMA, exponential:GAMMA, cosine[:warmup=N], plateau[:patience=N].
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// Weight decay (L2 for Adam, SGD and RMSprop; decoupled for AdamW).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Dropout rate (default: the model's own).
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Random shifts, rotations and scaling of training images.
+    #[arg(long)]
+    pub augment: bool,
+    /// Fraction of the training set held out for validation (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub validation_split: f64,
+    /// Stop when the validation loss has not improved for this many epochs (restores the best weights).
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stopping: Option<usize>,
+    /// Seed of initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to save the checkpoint; the history (.csv) and plot (.png) go beside it.
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub out: PathBuf,
+    /// Continue training from this checkpoint, with its optimizer state and epoch count.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl Default for TrainArgs {
+    fn default() -> Self {
+        let cli = Cli::parse_from(["mnist-classifier", "train"]);
+        match cli.command {
+            Some(Command::Train(arguments)) => arguments,
+            _ => unreachable!("`train` parses as the train subcommand"),
+        }
+    }
+}
+
+/// Settings of `evaluate`.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkpoint to evaluate.
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+}
+
+/// Settings of `predict`.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The checkpoint to use.
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Image files to classify.
+    pub images: Vec<PathBuf>,
+    /// Classify test image number N instead (0-based).
+    #[arg(long, value_name = "N")]
+    pub index: Vec<usize>,
+    /// Print JSON (one object per image) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Settings of `summary`.
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    /// The network to describe.
+    #[arg(long, value_enum, default_value_t = ModelKind::CourseCnn)]
+    pub model: ModelKind,
+    /// Dropout rate (default: the model's own).
+    #[arg(long)]
+    pub dropout: Option<f32>,
+}

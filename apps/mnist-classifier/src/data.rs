@@ -1,0 +1,47 @@
+//! Finding the images: load them from the data directory, downloading them first (with
+//! progress) when they are missing.
+
+use anyhow::{Context, Result};
+use dl_data::{DataError, DownloadOptions, ImageDataset, Mnist};
+
+use crate::cli::{DataArgs, DatasetChoice};
+
+impl DatasetChoice {
+    /// The dl-data dataset behind the choice.
+    pub fn dataset(self) -> ImageDataset {
+        match self {
+            Self::Mnist => ImageDataset::Mnist,
+            Self::FashionMnist => ImageDataset::FashionMnist,
+        }
+    }
+}
+
+/// Loads the chosen dataset, downloading it first unless `offline`.
+pub fn load_images(arguments: &DataArgs, offline: bool) -> Result<Mnist> {
+    let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
+    let dataset = arguments.dataset.dataset();
+    match dataset.load(&data_dir) {
+        Ok(images) => return Ok(images),
+        Err(DataError::Missing { .. }) if !offline => {}
+        Err(error) => return Err(error.into()),
+    }
+    println!(
+        "{} is not in {}: downloading it (use --data-dir or $DL_DATA_DIR to point elsewhere)",
+        dataset.name(),
+        dataset.directory(&data_dir).display()
+    );
+    let options = DownloadOptions {
+        progress: true,
+        ..DownloadOptions::default()
+    };
+    dl_data::ensure_dataset(dataset.key(), &data_dir, &options).with_context(|| {
+        format!(
+            "{} is missing from {} and could not be downloaded; fetch it elsewhere and run `cargo xtask download-data --dataset {} --mirror DIR_OR_URL --data-dir {}`",
+            dataset.name(),
+            dataset.directory(&data_dir).display(),
+            dataset.key(),
+            data_dir.display()
+        )
+    })?;
+    Ok(dataset.load(&data_dir)?)
+}

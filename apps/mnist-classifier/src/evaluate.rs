@@ -1,0 +1,60 @@
+//! `mnist-classifier evaluate`: the course's `model.evaluate(x_test, y_test)`, plus what it
+//! hides — which digits are confused with which, and each class's precision and recall.
+
+use anyhow::Result;
+use dl_data::BatchLoader;
+use dl_nn::{ConfusionMatrix, Layer, Loss, Mode};
+use dl_optim::evaluate;
+use dl_tensor::DeviceChoice;
+
+use crate::{cli::EvaluateArgs, data::load_images, saved_model::load_model};
+
+/// Runs `evaluate`.
+pub fn run(arguments: &EvaluateArgs) -> Result<()> {
+    let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
+    let loaded = load_model(&arguments.checkpoint, &device)?;
+    let data = crate::cli::DataArgs {
+        dataset: loaded.recipe.dataset,
+        ..arguments.data.clone()
+    };
+    let test = load_images(&data, false)?.test.to_device(&device)?;
+    let loader = BatchLoader::evaluation(&test, arguments.batch_size.max(1))?;
+    let result = evaluate(&loaded.model, Loss::CrossEntropy, loader.epoch_batches(0))?;
+    let mut confusion = ConfusionMatrix::new(10);
+    for batch in loader.epoch_batches(0) {
+        let (images, labels) = batch?;
+        confusion.add_scores(&loaded.model.forward(&images, Mode::Eval)?, &labels)?;
+    }
+    println!(
+        "{} ({}), {} test images of {}",
+        arguments.checkpoint.display(),
+        loaded.recipe.model,
+        result.targets,
+        loaded.recipe.dataset.dataset().name()
+    );
+    let trained = |key: &str| loaded.metadata.get(key).map_or("?", String::as_str);
+    println!(
+        "trained {} epochs, batch {}, {} at learning rate {}, seed {}",
+        trained("epoch"),
+        trained("batch_size"),
+        trained("optimizer"),
+        trained("learning_rate"),
+        trained("seed")
+    );
+    println!("test loss {:.4}", result.loss);
+    println!(
+        "test accuracy {:.2}%",
+        100.0 * result.accuracy.unwrap_or(0.0)
+    );
+    println!();
+    println!("confusion matrix (rows: true class, columns: predicted class)");
+    print!("{confusion}");
+    let names = loaded.recipe.dataset.dataset().class_names();
+    if names[0] != "0" {
+        println!();
+        for (class, name) in names.iter().enumerate() {
+            println!("class {class}: {name}");
+        }
+    }
+    Ok(())
+}

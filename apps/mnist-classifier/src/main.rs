@@ -1,0 +1,62 @@
+//! mnist-classifier: the course's first project (§5.1, 图像分类) as a command-line tool.
+//!
+//! `cargo run --release -p mnist-classifier` trains the course's CNN on MNIST with the course's
+//! settings (Adam, learning rate 1e-3, batch 32, 5 epochs), evaluates it on the 10,000 test
+//! images and saves `checkpoints/mnist-cnn.safetensors`; `evaluate`, `predict` and `summary`
+//! use and describe such checkpoints.
+
+mod cli;
+mod data;
+mod evaluate;
+mod models;
+mod predict;
+mod preprocess;
+mod saved_model;
+mod train;
+
+use anyhow::Result;
+use clap::Parser;
+
+use cli::{Cli, Command, TrainArgs};
+
+/// mimalloc makes Candle's many short-lived tensors cheaper (1.5x faster CNN training here).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => train::run(&TrainArgs::default()),
+        Some(Command::Train(arguments)) => train::run(&arguments),
+        Some(Command::Evaluate(arguments)) => evaluate::run(&arguments),
+        Some(Command::Predict(arguments)) => predict::run(&arguments),
+        Some(Command::Summary(arguments)) => {
+            let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
+            let dropout = arguments
+                .dropout
+                .unwrap_or(arguments.model.default_dropout());
+            let model = arguments.model.build(&store, dropout)?;
+            println!(
+                "{} — {}",
+                arguments.model,
+                model_description(arguments.model)
+            );
+            print!("{}", model.summary());
+            Ok(())
+        }
+    }
+}
+
+fn model_description(model: models::ModelKind) -> String {
+    use clap::ValueEnum;
+    model
+        .to_possible_value()
+        .and_then(|value| value.get_help().map(ToString::to_string))
+        .unwrap_or_default()
+}

@@ -1,0 +1,188 @@
+//! Turning any photo or drawing of a digit into an MNIST-like input, the way MNIST itself was
+//! made: grayscale, white digit on black, the digit scaled to fit a 20 x 20 box (keeping its
+//! aspect ratio) and placed in a 28 x 28 image so that its centre of mass is at the centre.
+//! A model trained on MNIST only recognises digits prepared like this.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use image::{imageops::FilterType, GrayImage, Luma};
+
+/// Side of the MNIST image.
+pub const SIDE: u32 = 28;
+/// Side of the box the digit is scaled into.
+const DIGIT_BOX: u32 = 20;
+/// A pixel brighter than this share of the brightest pixel belongs to the digit.
+const INK_THRESHOLD: f32 = 0.2;
+
+/// Reads an image file of any size and colour and prepares it as 784 values in 0..1 (row-major
+/// 28 x 28).
+pub fn load_digit(path: &Path) -> Result<Vec<f32>> {
+    let decoded = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .decode()
+        .with_context(|| format!("{} is not a readable PNG or JPEG image", path.display()))?;
+    prepare(&flatten_on_white(&decoded))
+        .with_context(|| format!("{}: cannot find a digit", path.display()))
+}
+
+/// Grayscale, with transparent areas composited over white (a drawing on a transparent
+/// background becomes ink on paper).
+fn flatten_on_white(image: &image::DynamicImage) -> GrayImage {
+    let rgba = image.to_rgba32f();
+    GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [red, green, blue, alpha] = rgba.get_pixel(x, y).0;
+        let luminance = 0.299 * red + 0.587 * green + 0.114 * blue;
+        let on_white = alpha * luminance + (1.0 - alpha);
+        Luma([(on_white.clamp(0.0, 1.0) * 255.0).round() as u8])
+    })
+}
+
+/// Prepares a grayscale image: invert if the digit is dark on light, crop to the digit, scale
+/// it into 20 x 20, and centre its mass in 28 x 28.
+pub fn prepare(gray: &GrayImage) -> Result<Vec<f32>> {
+    let (width, height) = gray.dimensions();
+    if width == 0 || height == 0 {
+        bail!("the image is empty");
+    }
+    let ink = ink_image(gray);
+    let brightest = ink.pixels().map(|pixel| pixel.0[0]).max().unwrap_or(0);
+    if brightest == 0 {
+        bail!("the image is blank (a single colour)");
+    }
+    let threshold = (f32::from(brightest) * INK_THRESHOLD) as u8;
+    let (mut left, mut top, mut right, mut bottom) = (width, height, 0, 0);
+    for (x, y, pixel) in ink.enumerate_pixels() {
+        if pixel.0[0] > threshold {
+            left = left.min(x);
+            top = top.min(y);
+            right = right.max(x);
+            bottom = bottom.max(y);
+        }
+    }
+    let cropped =
+        image::imageops::crop_imm(&ink, left, top, right - left + 1, bottom - top + 1).to_image();
+    let scale = DIGIT_BOX as f32 / cropped.width().max(cropped.height()) as f32;
+    let scaled_width = ((cropped.width() as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
+    let scaled_height = ((cropped.height() as f32 * scale).round() as u32).clamp(1, DIGIT_BOX);
+    let digit =
+        image::imageops::resize(&cropped, scaled_width, scaled_height, FilterType::Triangle);
+    let (centre_x, centre_y) = centre_of_mass(&digit);
+    let offset = |centre: f32, size: u32| -> i64 {
+        let placed = (SIDE as f32 / 2.0 - centre).round() as i64;
+        placed.clamp(0, i64::from(SIDE - size))
+    };
+    let (offset_x, offset_y) = (
+        offset(centre_x, scaled_width),
+        offset(centre_y, scaled_height),
+    );
+    let mut canvas = GrayImage::new(SIDE, SIDE);
+    image::imageops::overlay(&mut canvas, &digit, offset_x, offset_y);
+    Ok(canvas
+        .pixels()
+        .map(|pixel| f32::from(pixel.0[0]) / 255.0)
+        .collect())
+}
+
+/// The image with ink bright and background dark: inverted when the border (the background) is
+/// brighter than mid-grey, as for a dark digit on white paper.
+fn ink_image(gray: &GrayImage) -> GrayImage {
+    let (width, height) = gray.dimensions();
+    let border: Vec<u32> = gray
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x == width - 1 || *y == height - 1)
+        .map(|(_, _, pixel)| u32::from(pixel.0[0]))
+        .collect();
+    let border_mean = border.iter().sum::<u32>() as f32 / border.len().max(1) as f32;
+    let mut ink = gray.clone();
+    if border_mean > 127.0 {
+        image::imageops::invert(&mut ink);
+    }
+    let background = if border.is_empty() {
+        0
+    } else {
+        let mut sorted: Vec<u32> = border
+            .iter()
+            .map(|&value| {
+                if border_mean > 127.0 {
+                    255 - value
+                } else {
+                    value
+                }
+            })
+            .collect();
+        sorted.sort_unstable();
+        sorted[sorted.len() / 2] as u8
+    };
+    for pixel in ink.pixels_mut() {
+        pixel.0[0] = pixel.0[0].saturating_sub(background);
+    }
+    ink
+}
+
+fn centre_of_mass(image: &GrayImage) -> (f32, f32) {
+    let (mut total, mut sum_x, mut sum_y) = (0f32, 0f32, 0f32);
+    for (x, y, pixel) in image.enumerate_pixels() {
+        let mass = f32::from(pixel.0[0]);
+        total += mass;
+        sum_x += mass * (x as f32 + 0.5);
+        sum_y += mass * (y as f32 + 0.5);
+    }
+    if total == 0.0 {
+        (image.width() as f32 / 2.0, image.height() as f32 / 2.0)
+    } else {
+        (sum_x / total, sum_y / total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dark vertical bar (a "1") on a white 100 x 60 page.
+    fn dark_one_on_white() -> GrayImage {
+        GrayImage::from_fn(60, 100, |x, y| {
+            if (25..35).contains(&x) && (10..90).contains(&y) {
+                Luma([10])
+            } else {
+                Luma([250])
+            }
+        })
+    }
+
+    #[test]
+    fn dark_on_light_is_inverted_scaled_and_centred() {
+        let pixels = prepare(&dark_one_on_white()).unwrap();
+        assert_eq!(pixels.len(), 784);
+        // Corners are background (black), the centre is ink (white).
+        assert_eq!(pixels[0], 0.0);
+        assert!(
+            pixels[14 * 28 + 14] > 0.8,
+            "centre {}",
+            pixels[14 * 28 + 14]
+        );
+        // The 80-pixel-tall bar fills the 20-pixel box vertically: rows 4..24.
+        let row_has_ink = |row: usize| (0..28).any(|column| pixels[row * 28 + column] > 0.5);
+        assert!(!row_has_ink(2) && row_has_ink(5) && row_has_ink(22) && !row_has_ink(26));
+        // Centre of mass at the centre.
+        let (mut total, mut sum_x) = (0.0, 0.0);
+        for (index, value) in pixels.iter().enumerate() {
+            total += value;
+            sum_x += value * ((index % 28) as f32 + 0.5);
+        }
+        assert!((sum_x / total - 14.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn light_on_dark_is_kept_and_blank_is_an_error() {
+        let mut light = dark_one_on_white();
+        image::imageops::invert(&mut light);
+        assert_eq!(
+            prepare(&light).unwrap(),
+            prepare(&dark_one_on_white()).unwrap()
+        );
+        assert!(prepare(&GrayImage::from_pixel(10, 10, Luma([200]))).is_err());
+    }
+}
