@@ -13,6 +13,7 @@ use std::{
     fs,
     io::Write,
     path::{Path as FilePath, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use dl_tensor::{candle_core::safetensors::Load, Device, Tensor};
@@ -41,28 +42,66 @@ fn checkpoint_error(path: &FilePath, problem: impl Into<String>) -> NnError {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so the
-/// target is either the old file or the complete new one, never a partial write.
+/// target is either the old file or the complete new one, never a partial write. The temporary
+/// file is created fresh (never reusing an existing one) and removed if anything fails.
 pub fn write_atomically(path: &FilePath, bytes: &[u8]) -> std::io::Result<()> {
+    static TEMPORARY_FILES: AtomicU64 = AtomicU64::new(0);
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&directory)?;
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
+    let temporary = directory.join(format!(
+        ".{}.{}-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        TEMPORARY_FILES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let result = written.and_then(|()| fs::rename(&temporary, path));
     if result.is_err() {
         let _ = fs::remove_file(&temporary);
     }
     result
+}
+
+/// Encodes tensors and metadata in the safetensors format with a canonical header: the JSON
+/// keys are sorted, so the same tensors and metadata always give the same bytes (the
+/// `safetensors` crate writes its metadata map in hash order, which differs from run to run).
+pub fn encode_safetensors(
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let on_host = tensors
+        .iter()
+        .map(|(name, tensor)| Ok((name.clone(), tensor.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<std::result::Result<Vec<_>, dl_tensor::candle_core::Error>>()
+        .map_err(|error| error.to_string())?;
+    let header: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let encoded = safetensors::serialize(
+        on_host.iter().map(|(name, tensor)| (name, tensor)),
+        Some(header),
+    )
+    .map_err(|error| error.to_string())?;
+    let header_length =
+        u64::from_le_bytes(encoded[..8].try_into().map_err(|_| "short encoding")?) as usize;
+    let header_json: serde_json::Value = serde_json::from_slice(&encoded[8..8 + header_length])
+        .map_err(|error| error.to_string())?;
+    let mut canonical = serde_json::to_vec(&header_json).map_err(|error| error.to_string())?;
+    canonical.resize(canonical.len().div_ceil(8) * 8, b' ');
+    let mut bytes = Vec::with_capacity(8 + canonical.len() + encoded.len() - 8 - header_length);
+    bytes.extend_from_slice(&(canonical.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&canonical);
+    bytes.extend_from_slice(&encoded[8 + header_length..]);
+    Ok(bytes)
 }
 
 /// Saves named tensors and metadata to `path` (see the module documentation).
@@ -72,19 +111,12 @@ pub fn save_tensors(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let mut header: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let mut header = metadata.clone();
     header
         .entry(FORMAT_KEY.to_string())
         .or_insert_with(|| "pt".to_string());
-    let on_host = tensors
-        .iter()
-        .map(|(name, tensor)| Ok((name.clone(), tensor.to_device(&Device::Cpu)?.contiguous()?)))
-        .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(
-        on_host.iter().map(|(name, tensor)| (name, tensor)),
-        Some(header),
-    )
-    .map_err(|error| checkpoint_error(path, format!("cannot encode: {error}")))?;
+    let bytes = encode_safetensors(tensors, &header)
+        .map_err(|error| checkpoint_error(path, format!("cannot encode: {error}")))?;
     write_atomically(path, &bytes)
         .map_err(|error| checkpoint_error(path, format!("cannot write: {error}")))
 }

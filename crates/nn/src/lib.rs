@@ -49,7 +49,8 @@ mod store;
 pub use activation::{log_softmax, softmax, Activation};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use checkpoint::{
-    load_checkpoint, save_checkpoint, save_tensors, write_atomically, Checkpoint,
+    encode_safetensors, load_checkpoint, save_checkpoint, save_tensors, write_atomically,
+    Checkpoint,
 };
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dense::Dense;

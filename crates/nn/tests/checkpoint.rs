@@ -501,3 +501,29 @@ fn saving_where_a_directory_cannot_be_created_is_an_error() {
     let store = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
     assert_checkpoint_error(save_checkpoint(&file, &store, &metadata()), &file, &[]);
 }
+
+#[test]
+fn identical_models_and_metadata_give_identical_bytes() {
+    // The safetensors crate writes its metadata map in hash order; our header is canonical
+    // (sorted keys), so two saves of the same model are byte-identical across processes too.
+    let directory = tempfile::tempdir().unwrap();
+    let metadata: std::collections::BTreeMap<String, String> = (0..20)
+        .map(|index| (format!("key{index}"), format!("value{index}")))
+        .collect();
+    let mut files = Vec::new();
+    for name in ["a.safetensors", "b.safetensors"] {
+        let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 5);
+        dl_nn::Dense::new(&store.root().sub("hidden"), 6, 4).unwrap();
+        dl_nn::Dense::new(&store.root().sub("out"), 4, 2).unwrap();
+        let path = directory.path().join(name);
+        dl_nn::save_checkpoint(&path, &store, &metadata).unwrap();
+        files.push(std::fs::read(&path).unwrap());
+    }
+    assert_eq!(files[0], files[1]);
+    let header_length = u64::from_le_bytes(files[0][..8].try_into().unwrap()) as usize;
+    assert_eq!(header_length % 8, 0, "the header is padded to 8 bytes");
+    let header = std::str::from_utf8(&files[0][8..8 + header_length]).unwrap();
+    let key3 = header.find("\"key3\"").unwrap();
+    let key10 = header.find("\"key10\"").unwrap();
+    assert!(key10 < key3, "metadata keys are sorted: {header}");
+}

@@ -8,13 +8,11 @@
 //! (text values) and is stored as a safetensors file: tensors in the body, values in the
 //! header's metadata map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dl_tensor::candle_core::safetensors::Load;
 use dl_tensor::{Device, Tensor};
@@ -152,19 +150,16 @@ impl OptimizerState {
             path: path.to_path_buf(),
             problem,
         };
-        let mut tensors = Vec::with_capacity(self.tensors.len());
-        for (name, tensor) in &self.tensors {
-            tensors.push((name.as_str(), tensor.to_device(&Device::Cpu)?));
-        }
-        let mut metadata: HashMap<String, String> = self
-            .values
+        let tensors: Vec<(String, Tensor)> = self
+            .tensors
             .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
+            .map(|(name, tensor)| (name.clone(), tensor.clone()))
             .collect();
+        let mut metadata = self.values.clone();
         metadata.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
-        let bytes = safetensors::serialize(tensors, Some(metadata))
+        let bytes = dl_nn::encode_safetensors(&tensors, &metadata)
             .map_err(|error| file_error(format!("cannot encode it as safetensors: {error}")))?;
-        write_atomically(path, &bytes)
+        dl_nn::write_atomically(path, &bytes)
             .map_err(|error| file_error(format!("cannot write it: {error}")))
     }
 
@@ -269,41 +264,4 @@ fn describe(error: &SafeTensorError) -> String {
         }
         _ => format!("not a valid safetensors file ({error})"),
     }
-}
-
-/// Writes `bytes` to a uniquely named temporary file next to `path`, flushes it to disk and
-/// renames it to `path`; the temporary file is removed when any of this fails.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static TEMPORARY_FILES: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temporary = directory.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TEMPORARY_FILES.fetch_add(1, Ordering::Relaxed)
-    ));
-    // `create_new` never reuses an existing file, so removing `temporary` below only ever
-    // removes what this call created.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temporary)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
-    let written = written.and_then(|()| fs::rename(&temporary, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written?;
-    // Make the rename itself durable; directories cannot be opened on every platform.
-    if let Ok(directory) = File::open(directory) {
-        let _ = directory.sync_all();
-    }
-    Ok(())
 }

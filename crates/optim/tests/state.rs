@@ -236,11 +236,17 @@ fn overwriting_leaves_no_temporary_files() -> TestResult {
 }
 
 #[test]
-fn saving_into_a_missing_directory_is_an_error() -> TestResult {
+fn saving_creates_missing_directories_and_unwritable_paths_are_errors() -> TestResult {
     let directory = tempfile::tempdir()?;
     let path = directory.path().join("no/such/dir/state.safetensors");
+    Sgd::new(SgdConfig::new(0.1))?.save_state_file(&path)?;
+    assert_eq!(OptimizerState::load(&path)?.kind(), Some("sgd"));
+    // A directory that cannot exist: its parent is a regular file.
+    let blocker = directory.path().join("a-file");
+    std::fs::write(&blocker, b"not a directory")?;
+    let impossible = blocker.join("state.safetensors");
     let error = Sgd::new(SgdConfig::new(0.1))?
-        .save_state_file(&path)
+        .save_state_file(&impossible)
         .unwrap_err();
     assert!(matches!(error, OptimError::StateFile { .. }), "{error}");
     assert!(error.to_string().contains("state.safetensors"), "{error}");

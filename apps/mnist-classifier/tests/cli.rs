@@ -1,0 +1,375 @@
+//! The binary end to end on a small synthetic MNIST-format dataset: train → checkpoint →
+//! evaluate → predict, resuming, determinism, and every bad input the issue lists.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use flate2::{write::GzEncoder, Compression};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_mnist-classifier");
+
+/// A 28 x 28 image of class `class`: a bright 4 x 4 square at a position fixed by the class,
+/// with a little seeded noise so that no two images are equal.
+fn synthetic_image(class: usize, variant: usize) -> Vec<u8> {
+    let mut pixels = vec![0u8; 28 * 28];
+    let (row, column) = (4 + (class / 5) * 12, 2 + (class % 5) * 5);
+    for y in row..row + 4 {
+        for x in column..column + 4 {
+            pixels[y * 28 + x] = 255;
+        }
+    }
+    for (index, pixel) in pixels.iter_mut().enumerate() {
+        let noise = ((index * 7919 + variant * 104_729) % 23) as u8;
+        *pixel = pixel.saturating_sub(noise).max(noise / 2);
+    }
+    pixels
+}
+
+fn write_gz(path: &Path, bytes: &[u8]) {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    std::fs::write(path, encoder.finish().unwrap()).unwrap();
+}
+
+fn write_set(directory: &Path, prefix: &str, count: usize) {
+    let mut images = vec![0, 0, 8, 3];
+    images.extend((count as u32).to_be_bytes());
+    images.extend(28u32.to_be_bytes());
+    images.extend(28u32.to_be_bytes());
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend((count as u32).to_be_bytes());
+    for index in 0..count {
+        let class = index % 10;
+        images.extend(synthetic_image(class, index));
+        labels.push(class as u8);
+    }
+    write_gz(
+        &directory.join(format!("{prefix}-images-idx3-ubyte.gz")),
+        &images,
+    );
+    write_gz(
+        &directory.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+        &labels,
+    );
+}
+
+/// A data directory holding a small MNIST-format dataset.
+fn synthetic_data(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    let mnist = data.join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_set(&mnist, "train", 400);
+    write_set(&mnist, "t10k", 100);
+    data
+}
+
+fn run(arguments: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(arguments)
+        .env_remove("DL_DATA_DIR")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut arguments = vec![
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--offline",
+        "--out",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "20",
+    ];
+    arguments.extend_from_slice(extra);
+    run(&arguments)
+}
+
+/// The test accuracy the train command printed.
+fn printed_accuracy(output: &str) -> f64 {
+    let line = output
+        .lines()
+        .find(|line| line.starts_with("test accuracy"))
+        .unwrap_or_else(|| panic!("no accuracy line in:\n{output}"));
+    line.split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn train_evaluate_predict_round_trip() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let checkpoint = root.path().join("out/model.safetensors");
+    let output = train(
+        &data,
+        &checkpoint,
+        &[
+            "--model",
+            "mlp",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.003",
+        ],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(printed_accuracy(&log) >= 95.0, "{log}");
+    for extension in ["safetensors", "csv", "png", "optimizer.safetensors"] {
+        let path = root.path().join(format!("out/model.{extension}"));
+        assert!(path.exists(), "{} missing", path.display());
+    }
+
+    let evaluated = run(&[
+        "evaluate",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let log = text(&evaluated);
+    assert!(evaluated.status.success(), "{log}");
+    assert!(
+        log.contains("test accuracy") && log.contains("precision") && log.contains("recall"),
+        "{log}"
+    );
+
+    let predicted = run(&[
+        "predict",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--index",
+        "3",
+        "--json",
+    ]);
+    let log = text(&predicted);
+    assert!(predicted.status.success(), "{log}");
+    let answer: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(answer["label"], 3);
+    assert_eq!(answer["predictions"][0]["class"], 3, "{log}");
+    assert_eq!(answer["predictions"].as_array().unwrap().len(), 3);
+
+    // A PNG of class 7 drawn dark-on-light at another size, and a file that is not an image:
+    // the PNG is still classified, the bad file is named, and the exit status is non-zero.
+    let pixels = synthetic_image(7, 1);
+    let page = image::GrayImage::from_fn(84, 84, |x, y| {
+        image::Luma([255 - pixels[(y / 3 * 28 + x / 3) as usize]])
+    });
+    let png = root.path().join("seven.png");
+    page.save(&png).unwrap();
+    let broken = root.path().join("broken.png");
+    std::fs::write(&broken, b"not an image at all").unwrap();
+    let predicted = run(&[
+        "predict",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        png.to_str().unwrap(),
+        broken.to_str().unwrap(),
+    ]);
+    let log = text(&predicted);
+    assert!(!predicted.status.success(), "{log}");
+    assert!(log.contains("seven.png:"), "{log}");
+    assert!(log.contains("broken.png"), "{log}");
+}
+
+#[test]
+fn resume_continues_with_the_epoch_counter_and_optimizer_state() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let first = root.path().join("first.safetensors");
+    let output = train(&data, &first, &["--model", "logreg", "--epochs", "2"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let second = root.path().join("second.safetensors");
+    let output = train(
+        &data,
+        &second,
+        &["--resume", first.to_str().unwrap(), "--epochs", "4"],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("after epoch 2"), "{log}");
+    assert!(
+        log.contains("epoch 3/4") && log.contains("epoch 4/4") && !log.contains("epoch 1/4"),
+        "{log}"
+    );
+    let history = std::fs::read_to_string(root.path().join("second.csv")).unwrap();
+    assert_eq!(
+        history.lines().count(),
+        5,
+        "header and four epochs:\n{history}"
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_checkpoints() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let paths: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|name| root.path().join(format!("{name}.safetensors")))
+        .collect();
+    for path in &paths {
+        let output = train(
+            &data,
+            path,
+            &["--model", "course-cnn", "--epochs", "1", "--seed", "7"],
+        );
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    assert_eq!(
+        std::fs::read(&paths[0]).unwrap(),
+        std::fs::read(&paths[1]).unwrap()
+    );
+    let other = root.path().join("c.safetensors");
+    assert!(train(
+        &data,
+        &other,
+        &["--model", "course-cnn", "--epochs", "1", "--seed", "8"]
+    )
+    .status
+    .success());
+    assert_ne!(
+        std::fs::read(&paths[0]).unwrap(),
+        std::fs::read(&other).unwrap()
+    );
+}
+
+#[test]
+fn missing_data_names_the_directory_and_the_download_command() {
+    let root = tempfile::tempdir().unwrap();
+    let empty = root.path().join("nothing-here");
+    let output = train(&empty, &root.path().join("model.safetensors"), &[]);
+    let log = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        log.contains("nothing-here") && log.contains("cargo xtask download-data"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let good = root.path().join("good.safetensors");
+    assert!(train(&data, &good, &["--model", "logreg", "--epochs", "1"])
+        .status
+        .success());
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = root.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let not_safetensors = root.path().join("notes.safetensors");
+    std::fs::write(&not_safetensors, "these are my notes").unwrap();
+    // Another app's checkpoint: a valid safetensors file without our metadata.
+    let foreign = root.path().join("foreign.safetensors");
+    let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
+    dl_nn::Dense::new(&store.root().sub("dense"), 784, 10).unwrap();
+    dl_nn::save_checkpoint(&foreign, &store, &Default::default()).unwrap();
+    // Our metadata, but the weights of another model.
+    let mismatched = root.path().join("mismatched.safetensors");
+    let mut metadata = dl_nn::Checkpoint::load(&good).unwrap().metadata;
+    metadata.insert("model".into(), "mlp".into());
+    dl_nn::save_checkpoint(&mismatched, &store, &metadata).unwrap();
+
+    for (path, expected) in [
+        (&truncated, "not a valid safetensors file"),
+        (&not_safetensors, "not a valid safetensors file"),
+        (&foreign, "not a mnist-classifier checkpoint"),
+        (&mismatched, "has shape"),
+        (&root.path().join("absent.safetensors"), "cannot read"),
+    ] {
+        let output = run(&[
+            "evaluate",
+            "--checkpoint",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(expected) && log.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{expected}: {log}"
+        );
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
+
+#[test]
+fn a_diverging_loss_stops_training_with_a_clear_message() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let output = train(
+        &data,
+        &root.path().join("model.safetensors"),
+        &[
+            "--model",
+            "mlp",
+            "--optimizer",
+            "sgd",
+            "--learning-rate",
+            "1e12",
+            "--epochs",
+            "2",
+        ],
+    );
+    let log = text(&output);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("the loss is") && log.contains("Lower the learning rate"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn summary_prints_the_course_cnn_like_keras() {
+    let output = run(&["summary", "--model", "course-cnn"]);
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("Total params: 693,962"), "{log}");
+    assert!(
+        log.contains("conv2d (Conv2D)") && log.contains("(None, 32, 26, 26)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_flags_are_rejected() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let out = root.path().join("m.safetensors");
+    for (flags, expected) in [
+        (vec!["--validation-split", "1.5"], "--validation-split"),
+        (vec!["--early-stopping", "2"], "--validation-split"),
+        (vec!["--schedule", "sideways"], "sideways"),
+        (vec!["--device", "tpu"], "unknown device"),
+    ] {
+        let output = train(&data, &out, &flags);
+        let log = text(&output);
+        assert!(
+            !output.status.success() && log.contains(expected),
+            "{flags:?}: {log}"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! The course's text model (§5.2): Embedding → LSTM → Dense, as in its Keras code
+//!
+//! ```python
+//! tf.keras.layers.Embedding(vocab_size, embedding_dim),
+//! tf.keras.layers.LSTM(128),
+//! tf.keras.layers.Dense(vocab_size, activation='softmax')
+//! ```
+//!
+//! with two differences that make it a language model rather than a one-shot classifier: the
+//! LSTM returns its hidden state at *every* step (Keras' `return_sequences=True`), so each
+//! position predicts the next token, and the Dense layer outputs logits (the softmax is inside
+//! the cross-entropy loss, and in the sampler at generation time).
+
+use dl_nn::{Dense, Dropout, Embedding, Layer, Lstm, LstmConfig, LstmState, Mode, VarStore};
+use dl_tensor::Tensor;
+
+/// The sizes of a [`TextModel`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelConfig {
+    /// Number of token ids (the tokenizer's vocabulary).
+    pub vocab_size: usize,
+    /// Length of each token's embedding vector.
+    pub embedding: usize,
+    /// LSTM hidden (and cell) state size.
+    pub hidden: usize,
+    /// Stacked LSTM layers.
+    pub layers: usize,
+    /// Dropout between LSTM layers and on the last LSTM layer's output, in training only.
+    pub dropout: f32,
+}
+
+/// Token ids `(batch, steps)` → next-token logits `(batch, steps, vocab_size)`.
+#[derive(Debug)]
+pub struct TextModel {
+    config: ModelConfig,
+    embedding: Embedding,
+    lstm: Lstm,
+    output_dropout: Dropout,
+    head: Dense,
+}
+
+impl TextModel {
+    /// Creates the weights in `store` under the names `embedding.weight`,
+    /// `lstm.weight_ih_l0`, ..., `head.weight`, `head.bias` (PyTorch's names).
+    pub fn new(store: &VarStore, config: ModelConfig) -> dl_nn::Result<Self> {
+        let root = store.root();
+        let embedding =
+            Embedding::new(&root.sub("embedding"), config.vocab_size, config.embedding)?;
+        let lstm = Lstm::new(
+            &root.sub("lstm"),
+            LstmConfig::new(config.embedding, config.hidden)
+                .num_layers(config.layers)
+                .dropout(config.dropout),
+        )?;
+        let output_dropout = Dropout::new(config.dropout, root.sub("output_dropout").fork_rng())?;
+        let head = Dense::new(&root.sub("head"), config.hidden, config.vocab_size)?;
+        Ok(Self {
+            config,
+            embedding,
+            lstm,
+            output_dropout,
+            head,
+        })
+    }
+
+    /// The sizes the model was built with.
+    pub fn config(&self) -> ModelConfig {
+        self.config
+    }
+
+    /// The layers, for the fast inference path.
+    pub fn parts(&self) -> (&Embedding, &Lstm, &Dense) {
+        (&self.embedding, &self.lstm, &self.head)
+    }
+
+    /// The all-zero LSTM state for `batch` sequences.
+    pub fn zero_state(&self, batch: usize) -> dl_nn::Result<LstmState> {
+        self.lstm.zero_state(batch)
+    }
+
+    /// Logits `(batch, steps, vocab)` for token ids `(batch, steps)`, starting from `state`
+    /// (zeros when `None`), and the final state, to continue the text where it stopped.
+    pub fn forward_with_state(
+        &self,
+        ids: &Tensor,
+        state: Option<&LstmState>,
+        mode: Mode,
+    ) -> dl_nn::Result<(Tensor, LstmState)> {
+        let embedded = self.embedding.forward(ids, mode)?;
+        let (outputs, state) = self.lstm.forward_sequence(&embedded, state, mode)?;
+        let outputs = self.output_dropout.forward(&outputs, mode)?;
+        Ok((self.head.forward(&outputs, mode)?, state))
+    }
+
+    /// One step of generation with Candle: token ids `(batch,)` → logits `(batch, vocab)`.
+    pub fn step(&self, ids: &Tensor, state: &LstmState) -> dl_nn::Result<(Tensor, LstmState)> {
+        let embedded = self.embedding.forward(ids, Mode::Eval)?;
+        let (hidden, state) = self.lstm.step(&embedded, state)?;
+        Ok((self.head.forward(&hidden, Mode::Eval)?, state))
+    }
+}
+
+impl Layer for TextModel {
+    fn forward(&self, input: &Tensor, mode: Mode) -> dl_nn::Result<Tensor> {
+        Ok(self.forward_with_state(input, None, mode)?.0)
+    }
+
+    fn kind(&self) -> &'static str {
+        "TextModel"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dl_tensor::{DType, Device};
+
+    fn config() -> ModelConfig {
+        ModelConfig {
+            vocab_size: 7,
+            embedding: 4,
+            hidden: 5,
+            layers: 2,
+            dropout: 0.0,
+        }
+    }
+
+    #[test]
+    fn shapes_and_pytorch_names() {
+        let store = VarStore::new(&Device::Cpu, DType::F32, 1);
+        let model = TextModel::new(&store, config()).unwrap();
+        let ids = Tensor::new(&[[0u32, 1, 2], [3, 4, 6]], &Device::Cpu).unwrap();
+        let logits = model.forward(&ids, Mode::Eval).unwrap();
+        assert_eq!(logits.dims(), &[2, 3, 7]);
+        let names = store.names();
+        assert_eq!(names[0], "embedding.weight");
+        assert_eq!(names[1], "lstm.weight_ih_l0");
+        assert_eq!(names[names.len() - 2..], ["head.weight", "head.bias"]);
+        // 7×4 + layer 0: 20×4 + 20×5 + 2×20 + layer 1: 20×5 + 20×5 + 2×20 + head 5×7 + 7.
+        assert_eq!(store.parameter_count(), 28 + 220 + 240 + 42);
+    }
+
+    #[test]
+    fn steps_continue_the_sequence() {
+        let store = VarStore::new(&Device::Cpu, DType::F32, 2);
+        let model = TextModel::new(&store, config()).unwrap();
+        let ids = [3u32, 1, 4, 1, 5];
+        let whole = model
+            .forward(&Tensor::new(&[ids], &Device::Cpu).unwrap(), Mode::Eval)
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let mut state = model.zero_state(1).unwrap();
+        for (position, &id) in ids.iter().enumerate() {
+            let (logits, next) = model
+                .step(&Tensor::new(&[id], &Device::Cpu).unwrap(), &state)
+                .unwrap();
+            state = next;
+            let expected = whole.get(position).unwrap().to_vec1::<f32>().unwrap();
+            let actual = logits.squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+            for (a, e) in actual.iter().zip(&expected) {
+                assert!((a - e).abs() < 1e-5, "{actual:?} vs {expected:?}");
+            }
+        }
+    }
+}
