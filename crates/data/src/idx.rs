@@ -242,7 +242,9 @@ fn decode_stream(
             )
         })?;
 
-    let first_allocation = element_count.saturating_add(1);
+    let first_allocation = element_count
+        .saturating_add(1)
+        .min(allocation_hint.saturating_add(1));
     let mut data = Vec::with_capacity(first_allocation as usize);
     // One byte more than announced, to notice extra data without reading an unbounded stream.
     let found = read_at_most(&mut reader, element_count + 1, &mut data, source)? as u64;

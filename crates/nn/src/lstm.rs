@@ -279,9 +279,8 @@ impl Lstm {
             let mut hidden = state.hidden.get(index)?;
             let mut cell = state.cell.get(index)?;
             let mut outputs = Vec::with_capacity(seq_len);
-            for time in 0..seq_len {
-                (hidden, cell) =
-                    self.cell_step(&projected.get(time)?, &weight_hh_t, &hidden, &cell)?;
+            for projected_step in split_steps(&projected)? {
+                (hidden, cell) = self.cell_step(&projected_step, &weight_hh_t, &hidden, &cell)?;
                 outputs.push(hidden.clone());
             }
             layer_input = Tensor::stack(&outputs, 0)?;
@@ -400,6 +399,28 @@ impl Lstm {
             ))
         }
     }
+}
+
+/// The slices `tensor[0]`, `tensor[1]`, ... along the first dimension, taken by halving.
+///
+/// Candle's backward of a slice (`narrow`) pads the slice's gradient with zeros back to the full
+/// tensor, so taking the `T` time steps of a `(T, batch, 4H)` tensor one by one would cost
+/// `T` full-size gradients in backpropagation, O(T²); halving the tensor recursively costs one
+/// full size per level, O(T log T), for the same (exactly equal) gradient.
+fn split_steps(tensor: &Tensor) -> Result<Vec<Tensor>> {
+    fn halve(tensor: &Tensor, steps: &mut Vec<Tensor>) -> Result<()> {
+        let length = tensor.dim(0)?;
+        if length == 1 {
+            steps.push(tensor.squeeze(0)?);
+            return Ok(());
+        }
+        let half = length / 2;
+        halve(&tensor.narrow(0, 0, half)?, steps)?;
+        halve(&tensor.narrow(0, half, length - half)?, steps)
+    }
+    let mut steps = Vec::with_capacity(tensor.dim(0)?);
+    halve(tensor, &mut steps)?;
+    Ok(steps)
 }
 
 /// `x W_ihᵀ + b_ih + b_hh` for the rows of `x` `(rows, input_size)`: the part of every gate that
