@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's chores, run from the workspace root.
 //!
 //! Commands arrive with the issues that need them: `download-data` fetches and verifies the
-//! datasets; `layout` lists what exists.
+//! datasets; `bench` measures CPU training speed beside PyTorch; `layout` lists what exists.
 
+mod bench;
 mod download_data;
 
 use anyhow::Result;
@@ -16,11 +17,15 @@ enum Command {
     Layout,
     /// Download and verify datasets (default: mnist and tinyshakespeare) and Hub tokenizers.
     DownloadData(download_data::DownloadData),
+    /// Measure training and inference speed (JSON lines, as ../shared/bench/pytorch_baseline.py),
+    /// in a release build; `bench compare OURS PYTORCH` puts two result files side by side.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
     match Command::parse() {
         Command::DownloadData(arguments) => download_data::run(arguments)?,
+        Command::Bench(arguments) => bench::run(arguments)?,
         Command::Layout => {
             println!("crates/tensor    dl-tensor    tensors, devices, seeded RNG");
             println!("crates/autograd  dl-autograd  gradients, gradient checking, clipping");

@@ -2,7 +2,8 @@
 //!
 //! - The [`Neuron`], y = f(Σ wᵢxᵢ + b), and its [`Activation`] functions.
 //! - Layers: [`Dense`], [`Conv2d`], [`MaxPool2d`], [`Flatten`], [`Dropout`], [`BatchNorm`],
-//!   [`Embedding`] and the LSTM, each implementing [`Layer`].
+//!   [`Embedding`] and the LSTM, each implementing [`Layer`]; [`LstmInference`] and
+//!   [`DenseInference`] run a trained LSTM and output layer fast, one token at a time.
 //! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
 //!   [`Sequential::summary`].
 //! - Losses and metrics, and safetensors checkpoints whose tensor names follow PyTorch's.
@@ -40,6 +41,7 @@ mod init;
 mod layer;
 mod loss;
 mod lstm;
+mod lstm_inference;
 mod metrics;
 mod neuron;
 mod pool;
@@ -63,6 +65,7 @@ pub use init::Init;
 pub use layer::{Layer, Mode};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse, Loss};
 pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use lstm_inference::{DenseInference, LstmInference};
 pub use metrics::ConfusionMatrix;
 pub use neuron::Neuron;
 pub use pool::MaxPool2d;

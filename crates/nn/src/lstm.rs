@@ -218,6 +218,18 @@ impl Lstm {
         self.config
     }
 
+    /// The parameters of layer `layer` < `num_layers`: `weight_ih`, `weight_hh`, `bias_ih`,
+    /// `bias_hh` (for [`crate::LstmInference`], which copies them).
+    pub(crate) fn layer_variables(&self, layer: usize) -> [&Var; 4] {
+        let weights = &self.layers[layer];
+        [
+            &weights.weight_ih,
+            &weights.weight_hh,
+            &weights.bias_ih,
+            &weights.bias_hh,
+        ]
+    }
+
     /// The all-zero state for a batch of `batch` sequences, in the parameters' type and device.
     pub fn zero_state(&self, batch: usize) -> Result<LstmState> {
         LstmState::zeros(

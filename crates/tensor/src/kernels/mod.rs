@@ -1,0 +1,165 @@
+//! Fast CPU kernels: the operations that dominate training on a CPU, written as Candle custom
+//! ops so that they plug into Candle's autograd like any built-in operation.
+//!
+//! Candle's CPU backend is general rather than fast for the shapes a small CNN or LSTM trains
+//! with: its convolution backward computes the weight gradient with a strided convolution and
+//! always computes the input gradient (even of the first layer, whose input is data), its
+//! max-pool backward is wrong (see `dl-nn`'s `pool.rs`), a cross-entropy is five operations
+//! with a temporary each, and an Adam step allocates about ten temporaries per parameter. Each
+//! file here replaces one of those with a direct loop or a matrix product:
+//!
+//! | file | what | used by |
+//! |---|---|---|
+//! | [`conv2d`] | convolution as im2col + matrix product, input gradient only when needed | `dl_nn::Conv2d` |
+//! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
+//! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
+//! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
+//! | [`lstm_cell`] | the LSTM gate arithmetic of one time step, forward and backward | `dl_nn::Lstm` |
+//!
+//! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
+//! can check them); on a GPU, or in another dtype, the callers use Candle's own operations.
+//! Work is spread over the batch with rayon (the thread pool Candle itself uses), so
+//! `RAYON_NUM_THREADS` limits both.
+//!
+//! # Switching back to plain Candle
+//!
+//! Every caller asks [`enabled`] first, so the plain Candle path stays one switch away, for
+//! comparison or to rule the kernels out when hunting a bug: call [`set_enabled`]`(false)`, or
+//! set the environment variable `DL_PLAIN_CANDLE=1` before the program starts.
+//!
+//! ```
+//! use dl_tensor::kernels;
+//!
+//! kernels::set_enabled(false); // from here on, dl-nn and dl-optim use Candle's operations
+//! assert!(!kernels::enabled());
+//! kernels::set_enabled(true);
+//! ```
+//!
+//! `crates/optim/examples/kernel_timing.rs` times each kernel against the plain path.
+
+pub mod adam;
+pub mod conv2d;
+pub mod cross_entropy;
+mod gemm;
+pub mod lstm_cell;
+pub mod max_pool2d;
+mod slices;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use candle_core::{DType, Tensor};
+
+/// The environment variable that turns the kernels off when set to anything but `0` or empty.
+pub const PLAIN_CANDLE_VARIABLE: &str = "DL_PLAIN_CANDLE";
+
+const UNDECIDED: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNDECIDED);
+
+/// Whether the fast kernels are used: true unless [`set_enabled`]`(false)` was called or the
+/// program started with `DL_PLAIN_CANDLE=1`.
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let plain = std::env::var(PLAIN_CANDLE_VARIABLE)
+                .is_ok_and(|value| !value.is_empty() && value != "0");
+            // A concurrent `set_enabled` wins over the environment.
+            let _ = STATE.compare_exchange(
+                UNDECIDED,
+                if plain { OFF } else { ON },
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            STATE.load(Ordering::Relaxed) == ON
+        }
+    }
+}
+
+/// Turns the fast kernels on or off for the whole program (overriding `DL_PLAIN_CANDLE`).
+pub fn set_enabled(enabled: bool) {
+    STATE.store(if enabled { ON } else { OFF }, Ordering::Relaxed);
+}
+
+/// Whether the kernels handle these tensors: kernels enabled, all on the CPU, all `f32` or all
+/// `f64`.
+pub fn applies_to(tensors: &[&Tensor]) -> bool {
+    let Some(first) = tensors.first() else {
+        return false;
+    };
+    enabled()
+        && matches!(first.dtype(), DType::F32 | DType::F64)
+        && tensors
+            .iter()
+            .all(|tensor| tensor.device().is_cpu() && tensor.dtype() == first.dtype())
+}
+
+/// The floating-point types the kernels are written for (`f32` and `f64`): Candle's element
+/// trait plus the few functions of a real number the kernels need.
+pub trait Real: candle_core::WithDType + num_like::Sealed {
+    /// e^x.
+    fn exp(self) -> Self;
+    /// ln x.
+    fn ln(self) -> Self;
+    /// √x.
+    fn sqrt(self) -> Self;
+    /// tanh x.
+    fn tanh(self) -> Self;
+    /// The larger of two values (the other one when `self` is NaN).
+    fn max(self, other: Self) -> Self;
+    /// The most negative value (the start of a running maximum).
+    const NEG_INFINITY: Self;
+}
+
+mod num_like {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+macro_rules! impl_real {
+    ($ty:ty) => {
+        impl Real for $ty {
+            fn exp(self) -> Self {
+                <$ty>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$ty>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$ty>::sqrt(self)
+            }
+            fn tanh(self) -> Self {
+                <$ty>::tanh(self)
+            }
+            fn max(self, other: Self) -> Self {
+                <$ty>::max(self, other)
+            }
+            const NEG_INFINITY: Self = <$ty>::NEG_INFINITY;
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+/// Runs `$body` with `$T` bound to the element type of `$dtype` (`f32` or `f64`), or returns an
+/// "unsupported dtype" error naming `$op`.
+macro_rules! dispatch_real {
+    ($dtype:expr, $op:expr, |$T:ident| $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => Err(candle_core::Error::UnsupportedDTypeForOp(other, $op).bt()),
+        }
+    };
+}
+pub(crate) use dispatch_real;

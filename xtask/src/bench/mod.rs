@@ -1,0 +1,501 @@
+//! `cargo xtask bench`: CPU speed of the course's two models, measured the way
+//! `../shared/bench/pytorch_baseline.py` measures PyTorch, so the two can be put side by side.
+//!
+//! Workloads (see the baseline for their exact definitions): `gemm` (fp32 matrix products),
+//! `cnn` (train steps at batch 32 and 128, inference at 1000), `lstm` (train and sampling
+//! tokens/s for H = 128 and 256), `epochs N` (whole MNIST epochs with test accuracy), `all`
+//! (gemm, cnn and lstm, as the baseline's `all`). Each result is one JSON line on stdout, with
+//! the baseline's field names plus `peak_rss_mib` (the process's peak resident memory so far);
+//! progress and a summary table go to stderr. `compare OURS PYTORCH` puts two result files side
+//! by side.
+//!
+//! Numbers from an unoptimised build mean little, so `cargo xtask bench` (a dev build, through
+//! the cargo alias) runs itself again as `cargo run --release -p xtask -- bench ...`;
+//! `--no-release` measures in the current build (the smoke test does, with `--quick`).
+
+mod cnn;
+pub mod compare;
+mod gemm;
+mod lstm;
+pub mod measure;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use dl_data::{resolve_data_dir, ImageSet, Mnist};
+use dl_tensor::{Device, SeededRng, Tensor};
+
+use compare::{format_table, format_value, setting, workload_kind, PEAK_RSS};
+use measure::Measurement;
+
+/// The `framework` field of our results.
+pub const FRAMEWORK: &str = "candle";
+
+/// The Candle version the workspace pins (checked against Cargo.toml by a test).
+pub const CANDLE_VERSION: &str = "0.11.1";
+
+/// Options of `cargo xtask bench`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = false)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<What>,
+    #[command(flatten)]
+    options: Options,
+}
+
+/// What to measure (default: all).
+#[derive(Subcommand, Debug, Clone, PartialEq)]
+enum What {
+    /// The course's CNN: train images/s at batch 32 and 128, inference at batch 1000.
+    Cnn,
+    /// The char-LSTM: train tokens/s and sampling tokens/s, H = 128 and 256.
+    Lstm,
+    /// fp32 matrix products: GFLOP/s at 1024x1024x1024, 32x5408x128 and 128x5408x128.
+    Gemm,
+    /// Full MNIST training of the CNN at batch 32: seconds and test accuracy per epoch.
+    Epochs {
+        /// Number of epochs.
+        #[arg(default_value_t = 5)]
+        count: usize,
+    },
+    /// gemm, cnn and lstm (the baseline's `all`; epochs are separate).
+    All,
+    /// Print two result files side by side with the ratio first/second.
+    Compare {
+        /// Our results (`cargo xtask bench all > ours.jsonl`).
+        ours: PathBuf,
+        /// PyTorch's (`python pytorch_baseline.py all > torch.jsonl`).
+        pytorch: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Options {
+    /// Where MNIST is; default $DL_DATA_DIR, else datasets/, else ../shared/datasets. Without
+    /// MNIST the CNN is measured on random images (said on stderr and in the header line).
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Threads for Candle; default CANDLE_NUM_THREADS, else RAYON_NUM_THREADS, else the
+    /// number of physical cores.
+    #[arg(long, value_name = "N", global = true)]
+    threads: Option<usize>,
+    /// Also write the JSON lines to FILE.
+    #[arg(long, value_name = "FILE", global = true)]
+    json: Option<PathBuf>,
+    /// Smoke mode: every workload with tiny repeat counts (the numbers mean nothing).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Train steps per timed repeat (the baseline's --steps).
+    #[arg(long, value_name = "N", default_value_t = 40, global = true)]
+    steps: usize,
+    /// After measuring, print a side-by-side table with this PyTorch result file (to stderr).
+    #[arg(long, value_name = "FILE", global = true)]
+    compare: Option<PathBuf>,
+    /// Use random images even when MNIST is present.
+    #[arg(long, global = true)]
+    synthetic: bool,
+    /// Measure in this build instead of re-running in a release build.
+    #[arg(long, global = true)]
+    no_release: bool,
+}
+
+/// How long to measure: the baseline's counts, or tiny ones in `--quick` mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Train steps per timed repeat (the LSTM takes a quarter of them, as the baseline).
+    pub steps: usize,
+    /// Smoke mode.
+    pub quick: bool,
+}
+
+impl Settings {
+    /// Timed repeats: the baseline's `full` count, 1 in quick mode.
+    pub fn repeats(&self, full: usize) -> usize {
+        if self.quick {
+            1
+        } else {
+            full
+        }
+    }
+
+    /// Characters generated per timed sampling run.
+    pub fn sample_tokens(&self) -> usize {
+        if self.quick {
+            20
+        } else {
+            500
+        }
+    }
+
+    /// How many training images an epoch uses: all, or 512 in quick mode.
+    pub fn epoch_examples(&self) -> Option<usize> {
+        self.quick.then_some(512)
+    }
+}
+
+/// MNIST's training and test images (or random stand-ins).
+#[derive(Debug, Clone)]
+pub struct ImageData {
+    /// Training images (N, 1, 28, 28) f32 in 0..1 and labels (N) u32.
+    pub train: ImageSet,
+    /// Test images and labels.
+    pub test: ImageSet,
+}
+
+/// A run in progress: its settings, data, and the results so far.
+pub struct Bench {
+    /// How long to measure.
+    pub settings: Settings,
+    images: Option<ImageData>,
+    json: Option<File>,
+    results: Vec<Measurement>,
+    peak_rss_mib: f64,
+}
+
+impl Bench {
+    /// The images of the CNN workloads.
+    pub fn images(&self) -> Result<&ImageData> {
+        self.images
+            .as_ref()
+            .context("internal: image data were not loaded for this workload")
+    }
+
+    /// Records a result: a JSON line on stdout (and in --json's file) and a line on stderr.
+    /// A workload's result gets the peak resident memory so far.
+    pub fn emit(&mut self, measurement: Measurement) -> Result<()> {
+        let measurement = match (measurement.workload(), measure::peak_rss_mib()) {
+            (Some(_), Some(peak)) => {
+                // The kernel's counters are approximate by a few hundred KiB; keep the
+                // reported high-water mark from going down.
+                self.peak_rss_mib = self.peak_rss_mib.max(peak);
+                measurement.with(PEAK_RSS.field, self.peak_rss_mib)
+            }
+            _ => measurement,
+        };
+        let line = measurement.to_json_line();
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+        if let Some(file) = self.json.as_mut() {
+            writeln!(file, "{line}")?;
+            file.flush()?;
+        }
+        if measurement.workload().is_some() {
+            let [workload, setting, result, memory] = summary_row(&measurement);
+            eprintln!("{workload} {setting}: {result} (peak RSS {memory} MiB)");
+        }
+        self.results.push(measurement);
+        Ok(())
+    }
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(arguments: BenchArgs) -> Result<()> {
+    let what = arguments.what.unwrap_or(What::All);
+    let options = arguments.options;
+    if let What::Compare { ours, pytorch } = &what {
+        return compare::run(ours, pytorch);
+    }
+    if cfg!(debug_assertions) && !options.no_release {
+        return rerun_in_release();
+    }
+    let (threads, source) = thread_count(options.threads)?;
+    // Before any Candle operation creates a thread pool: both variables, so that Candle's own
+    // pool and Rayon's global one (used by the matrix products) agree.
+    std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    eprintln!("threads: {threads} ({source})");
+
+    let settings = Settings {
+        steps: if options.quick {
+            2
+        } else {
+            options.steps.max(1)
+        },
+        quick: options.quick,
+    };
+    let needs_images = matches!(what, What::Cnn | What::Epochs { .. } | What::All);
+    let (images, data) = if needs_images {
+        let (images, data) = load_images(&options, settings)?;
+        (Some(images), Some(data))
+    } else {
+        (None, None)
+    };
+    let json = match &options.json {
+        Some(path) => Some(
+            File::create(path)
+                .with_context(|| format!("cannot create --json file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut bench = Bench {
+        settings,
+        images,
+        json,
+        results: Vec::new(),
+        peak_rss_mib: 0.0,
+    };
+    let mut header = Measurement::header(FRAMEWORK)
+        .with("version", CANDLE_VERSION)
+        .with("threads", threads)
+        .with(
+            "profile",
+            if cfg!(debug_assertions) {
+                "dev"
+            } else {
+                "release"
+            },
+        );
+    if let Some(data) = data {
+        header = header.with("data", data);
+    }
+    if settings.quick {
+        header = header.with("quick", true);
+    }
+    bench.emit(header)?;
+
+    match what {
+        What::Gemm => gemm::run(&mut bench)?,
+        What::Cnn => cnn::train_and_infer(&mut bench)?,
+        What::Lstm => lstm::train_and_sample(&mut bench)?,
+        What::Epochs { count } => cnn::epochs(&mut bench, count)?,
+        What::All => {
+            gemm::run(&mut bench)?;
+            cnn::train_and_infer(&mut bench)?;
+            lstm::train_and_sample(&mut bench)?;
+        }
+        What::Compare { .. } => unreachable!("handled above"),
+    }
+    eprintln!("\n{}", summary(&bench.results));
+    if let Some(path) = &options.compare {
+        let theirs = compare::read_jsonl(path)?;
+        eprintln!("{}", compare::side_by_side(&bench.results, &theirs));
+    }
+    Ok(())
+}
+
+/// Runs the same command again from a release build, and exits with its status.
+fn rerun_in_release() -> Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "cargo xtask bench: measuring in a release build (cargo run --release -p xtask -- bench ...); the first build takes a few minutes"
+    );
+    let status = std::process::Command::new(cargo)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--manifest-path",
+        ])
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--")
+        .args(std::env::args_os().skip(1))
+        .status()
+        .context("cannot run cargo to build the release xtask")?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// The thread count to use and where it came from.
+fn thread_count(explicit: Option<usize>) -> Result<(usize, String)> {
+    if let Some(threads) = explicit {
+        if threads == 0 {
+            bail!("--threads 0: use at least 1");
+        }
+        return Ok((threads, "--threads".into()));
+    }
+    for variable in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+        if let Some(threads) = std::env::var(variable)
+            .ok()
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .filter(|&threads| threads > 0)
+        {
+            return Ok((threads, format!("from {variable}")));
+        }
+    }
+    Ok((
+        dl_tensor::candle_core::utils::get_num_threads(),
+        "Candle's default, the physical cores; set --threads to choose".into(),
+    ))
+}
+
+/// Loads MNIST from the first data directory that has it, else makes random images. Returns
+/// them and what they are (`mnist` or `synthetic`).
+fn load_images(options: &Options, settings: Settings) -> Result<(ImageData, String)> {
+    if !options.synthetic {
+        let candidates = match &options.data_dir {
+            Some(directory) => vec![directory.clone()],
+            None => {
+                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                vec![resolve_data_dir(None), workspace.join("../shared/datasets")]
+            }
+        };
+        for directory in &candidates {
+            if has_mnist(directory) {
+                eprintln!("data: MNIST from {}", directory.join("mnist").display());
+                let mnist = Mnist::load(directory)
+                    .with_context(|| format!("loading MNIST from {}", directory.display()))?;
+                let images = ImageData {
+                    train: mnist.train,
+                    test: mnist.test,
+                };
+                return Ok((images, "mnist".into()));
+            }
+        }
+        let tried: Vec<String> = candidates
+            .iter()
+            .map(|directory| directory.join("mnist").display().to_string())
+            .collect();
+        if options.data_dir.is_some() {
+            bail!(
+                "MNIST not found in {} (train-images-idx3-ubyte.gz missing); run cargo xtask download-data --data-dir DIR, or pass --synthetic to measure on random images",
+                tried.join(", ")
+            );
+        }
+        eprintln!(
+            "note: MNIST not found in {}; measuring on random images of the same shape instead (speeds hold, test accuracies mean nothing). Run cargo xtask download-data or pass --data-dir for real data.",
+            tried.join(", ")
+        );
+    } else {
+        eprintln!("data: random images (--synthetic)");
+    }
+    let (train, test) = if settings.quick {
+        (512, 1000)
+    } else {
+        (60_000, 10_000)
+    };
+    let mut rng = SeededRng::new(3);
+    let mut random_set = |count: usize| -> Result<ImageSet> {
+        let images = rng.uniform_tensor((count, 1, 28, 28), 0.0, 1.0, &Device::Cpu)?;
+        let labels: Vec<u32> = (0..count).map(|_| rng.below(10) as u32).collect();
+        Ok(ImageSet {
+            images,
+            labels: Tensor::from_vec(labels, count, &Device::Cpu)?,
+        })
+    };
+    let images = ImageData {
+        train: random_set(train)?,
+        test: random_set(test)?,
+    };
+    Ok((images, "synthetic".into()))
+}
+
+/// Whether `directory/mnist` holds the training images, compressed or not.
+fn has_mnist(directory: &Path) -> bool {
+    let folder = directory.join("mnist");
+    ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]
+        .iter()
+        .any(|name| folder.join(name).is_file())
+}
+
+/// A result as the summary shows it: workload, setting, values, peak memory.
+fn summary_row(measurement: &Measurement) -> [String; 4] {
+    let workload = measurement.workload().unwrap_or("?");
+    let values = workload_kind(workload).map_or_else(String::new, |kind| {
+        kind.metrics
+            .iter()
+            .filter_map(|metric| {
+                let value = measurement.number(metric.field)?;
+                Some(format!("{} {}", format_value(Some(value)), metric.label))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    [
+        workload.to_string(),
+        setting(measurement).unwrap_or_default(),
+        values,
+        format_value(measurement.number(PEAK_RSS.field)),
+    ]
+}
+
+/// The table of a run's results, for people.
+fn summary(results: &[Measurement]) -> String {
+    let mut table = vec![[
+        "workload".to_string(),
+        "setting".into(),
+        "result".into(),
+        "peak RSS MiB".into(),
+    ]];
+    table.extend(
+        results
+            .iter()
+            .filter(|measurement| measurement.workload().is_some())
+            .map(summary_row),
+    );
+    let title = results
+        .iter()
+        .find(|measurement| measurement.workload().is_none())
+        .map(|header| compare::describe(std::slice::from_ref(header)))
+        .unwrap_or_default();
+    format!("{title}\n{}", format_table(&table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_candle_version_is_the_workspaces() {
+        let manifest =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("candle-core = \"{CANDLE_VERSION}\"")),
+            "update CANDLE_VERSION to the candle-core version of Cargo.toml"
+        );
+    }
+
+    #[test]
+    fn quick_settings_are_tiny() {
+        let quick = Settings {
+            steps: 2,
+            quick: true,
+        };
+        assert_eq!(
+            (
+                quick.repeats(7),
+                quick.sample_tokens(),
+                quick.epoch_examples()
+            ),
+            (1, 20, Some(512))
+        );
+        let full = Settings {
+            steps: 40,
+            quick: false,
+        };
+        assert_eq!(
+            (full.repeats(7), full.sample_tokens(), full.epoch_examples()),
+            (7, 500, None)
+        );
+    }
+
+    #[test]
+    fn the_summary_shows_values_and_memory() {
+        let results = [
+            Measurement::header(FRAMEWORK)
+                .with("version", CANDLE_VERSION)
+                .with("threads", 2),
+            Measurement::new(FRAMEWORK, "cnn_train")
+                .with("batch", 32)
+                .with("images_per_s", 1234.5)
+                .with("seconds_per_epoch", 48.6)
+                .with(PEAK_RSS.field, 300.2),
+        ];
+        let text = summary(&results);
+        assert!(text.starts_with("candle 0.11.1, 2 threads\n"), "{text}");
+        let row = text.lines().last().unwrap();
+        assert!(
+            row.starts_with("cnn_train  batch 32  1234.5 images/s, 48.6 s/epoch"),
+            "{row}"
+        );
+        assert!(row.ends_with("300.2"), "{row}");
+    }
+}
