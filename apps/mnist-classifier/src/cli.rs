@@ -132,7 +132,7 @@ impl Default for TrainArgs {
 pub struct EvaluateArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint to evaluate.
+    /// The checkpoint to evaluate (a file, or hub:OWNER/REPO/FILE.safetensors).
     #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
     pub checkpoint: PathBuf,
     /// Examples per batch.
@@ -145,7 +145,7 @@ pub struct EvaluateArgs {
 pub struct PredictArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The checkpoint to use.
+    /// The checkpoint to use (a file, or hub:OWNER/REPO/FILE.safetensors).
     #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
     pub checkpoint: PathBuf,
     /// Image files to classify.

@@ -12,7 +12,11 @@ use crate::{cli::EvaluateArgs, data::load_images, saved_model::load_model};
 /// Runs `evaluate`.
 pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-    let loaded = load_model(&arguments.checkpoint, &device)?;
+    let loaded = load_model(
+        &arguments.checkpoint,
+        arguments.data.data_dir.as_deref(),
+        &device,
+    )?;
     let data = crate::cli::DataArgs {
         dataset: loaded.recipe.dataset,
         ..arguments.data.clone()

@@ -27,7 +27,11 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
         bail!("nothing to classify: pass image files, or --index N for a test image");
     }
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-    let loaded = load_model(&arguments.checkpoint, &device)?;
+    let loaded = load_model(
+        &arguments.checkpoint,
+        arguments.data.data_dir.as_deref(),
+        &device,
+    )?;
     let names = loaded.recipe.dataset.dataset().class_names();
     let mut inputs: Vec<(String, Result<Tensor>, Option<u32>)> = Vec::new();
     for path in &arguments.images {

@@ -1,7 +1,10 @@
 //! What a checkpoint of this app records beside the weights, and how a model is rebuilt from
 //! it: `evaluate` and `predict` need nothing but the file.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{anyhow, bail, Context, Result};
 use dl_nn::{Checkpoint, Sequential, VarStore};
@@ -80,8 +83,26 @@ pub struct LoadedModel {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// The local file behind a checkpoint argument: the path itself, or for
+/// `hub:OWNER/REPO/FILE.safetensors` the file downloaded once from the Hugging Face Hub into the
+/// data directory's cache (then read offline).
+pub fn local_checkpoint(argument: &Path, data_dir: Option<&Path>) -> Result<PathBuf> {
+    let text = argument.to_string_lossy();
+    if !dl_data::is_hub_spec(&text) {
+        return Ok(argument.to_path_buf());
+    }
+    let cache = dl_data::hub_cache_dir(&dl_data::resolve_data_dir(data_dir));
+    Ok(dl_data::hub_file(&text, &cache)?)
+}
+
 /// Reads a checkpoint, rebuilds its model on `device` and loads the weights.
-pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel> {
+pub fn load_model(
+    argument: &Path,
+    data_dir: Option<&Path>,
+    device: &Device,
+) -> Result<LoadedModel> {
+    let local = local_checkpoint(argument, data_dir)?;
+    let path = local.as_path();
     let checkpoint = Checkpoint::load(path)?;
     let recipe = Recipe::from_metadata(path, &checkpoint.metadata)?;
     let store = VarStore::new(device, DType::F32, 0);

@@ -14,7 +14,7 @@ use dl_tensor::{DType, DeviceChoice};
 use crate::{
     cli::{OptimizerChoice, TrainArgs},
     data::load_images,
-    saved_model::Recipe,
+    saved_model::{local_checkpoint, Recipe},
 };
 
 /// Batch size used to evaluate (no gradients, so larger is faster).
@@ -76,7 +76,12 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     let train_set = train_set.to_device(&device)?;
     let test_set = images.test.to_device(&device)?;
 
-    let resumed = match &arguments.resume {
+    let resume_file = arguments
+        .resume
+        .as_deref()
+        .map(|argument| local_checkpoint(argument, arguments.data.data_dir.as_deref()))
+        .transpose()?;
+    let resumed = match &resume_file {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
             let recipe = Recipe::from_metadata(path, &checkpoint.metadata)?;
