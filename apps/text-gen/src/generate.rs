@@ -106,7 +106,9 @@ impl StepModel for CandleEngine<'_> {
     fn feed(&mut self, token: u32) -> Result<&[f32]> {
         let ids = Tensor::new(&[token], &self.device)?;
         let (logits, state) = self.model.step(&ids, &self.state)?;
-        self.state = state;
+        // Detached: otherwise every state would keep the graph of all the steps before it
+        // (the weights are trainable variables), growing memory and, when dropped, the stack.
+        self.state = state.detach();
         self.logits = logits.squeeze(0)?.to_vec1::<f32>()?;
         Ok(&self.logits)
     }
@@ -115,9 +117,7 @@ impl StepModel for CandleEngine<'_> {
 /// What one generation produced.
 #[derive(Debug, Clone)]
 pub struct Generation {
-    /// The generated text (without the prompt).
-    pub text: String,
-    /// Its length in characters.
+    /// Characters generated (after the prompt).
     pub characters: usize,
     /// Tokens sampled.
     pub tokens: usize,
@@ -159,7 +159,6 @@ pub fn generate(
     }
     let mut sampler = Sampler::default();
     let mut decoder = tokenizer.streaming_decoder();
-    let mut text = String::new();
     let mut characters = 0;
     let mut tokens = 0;
     // A model can emit byte tokens that never complete a character: stop after enough tokens.
@@ -170,7 +169,6 @@ pub fn generate(
         if let Some(piece) = decoder.step(id)? {
             let piece = take_characters(&piece, length - characters);
             characters += piece.chars().count();
-            text.push_str(piece);
             emit(piece)?;
         }
         if characters < length {
@@ -182,11 +180,9 @@ pub fn generate(
         let rest = decoder.finish()?;
         let rest = take_characters(&rest, length - characters);
         characters += rest.chars().count();
-        text.push_str(rest);
         emit(rest)?;
     }
     Ok(Generation {
-        text,
         characters,
         tokens,
         elapsed: started.elapsed(),
@@ -241,7 +237,7 @@ pub fn run(arguments: &GenerateArgs) -> Result<()> {
         Engine::Candle => Box::new(CandleEngine::new(&loaded.model, &device)?),
     };
     let sweep = settings.len() > 1 || arguments.samples > 1;
-    let (mut characters, mut elapsed) = (0, Duration::ZERO);
+    let (mut characters, mut tokens, mut elapsed) = (0, 0, Duration::ZERO);
     for sampling in &settings {
         for sample in 0..arguments.samples {
             if sweep {
@@ -273,11 +269,12 @@ pub fn run(arguments: &GenerateArgs) -> Result<()> {
                 println!();
             }
             characters += generation.characters;
+            tokens += generation.tokens;
             elapsed += generation.elapsed;
         }
     }
     eprintln!(
-        "generated {characters} characters in {:.3} s: {:.0} chars/s ({} engine)",
+        "generated {characters} characters ({tokens} tokens) in {:.3} s: {:.0} chars/s ({} engine)",
         elapsed.as_secs_f64(),
         characters as f64 / elapsed.as_secs_f64().max(1e-9),
         match arguments.engine {

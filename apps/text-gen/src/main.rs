@@ -18,14 +18,16 @@ mod train;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, TrainArgs};
+use cli::{Cli, Command};
 
 /// mimalloc makes Candle's many short-lived tensors cheaper.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    if let Err(error) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    set_threads(cli.threads);
+    if let Err(error) = run(cli) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
@@ -33,9 +35,24 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        None => train::run(&TrainArgs::default()),
+        None => {
+            let mut arguments = cli.train;
+            arguments.time_limit = arguments.time_limit.or(Some(cli::DEFAULT_RUN_MINUTES));
+            train::run(&arguments)
+        }
         Some(Command::Train(arguments)) => train::run(&arguments),
         Some(Command::Generate(arguments)) => generate::run(&arguments),
         Some(Command::Perplexity(arguments)) => perplexity::run(&arguments),
+    }
+}
+
+/// Candle reads its CPU thread count from `RAYON_NUM_THREADS` when it first computes; set it
+/// before anything runs: `--threads`, else the variable as given, else 1.
+fn set_threads(threads: Option<usize>) {
+    let variable = "RAYON_NUM_THREADS";
+    match threads {
+        Some(threads) => std::env::set_var(variable, threads.max(1).to_string()),
+        None if std::env::var_os(variable).is_none() => std::env::set_var(variable, "1"),
+        None => {}
     }
 }

@@ -32,7 +32,6 @@ pub struct ModelConfig {
 /// Token ids `(batch, steps)` → next-token logits `(batch, steps, vocab_size)`.
 #[derive(Debug)]
 pub struct TextModel {
-    config: ModelConfig,
     embedding: Embedding,
     lstm: Lstm,
     output_dropout: Dropout,
@@ -55,17 +54,11 @@ impl TextModel {
         let output_dropout = Dropout::new(config.dropout, root.sub("output_dropout").fork_rng())?;
         let head = Dense::new(&root.sub("head"), config.hidden, config.vocab_size)?;
         Ok(Self {
-            config,
             embedding,
             lstm,
             output_dropout,
             head,
         })
-    }
-
-    /// The sizes the model was built with.
-    pub fn config(&self) -> ModelConfig {
-        self.config
     }
 
     /// The layers, for the fast inference path.

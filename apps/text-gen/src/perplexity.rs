@@ -77,7 +77,8 @@ pub fn score(
         let targets = Tensor::from_vec(targets, (streams, steps), device)?;
         let (logits, next) = model.forward_with_state(&inputs, state.as_ref(), Mode::Eval)?;
         total_nats += sum_of_losses(&logits, &targets)?;
-        state = Some(next);
+        // Detached: the previous chunks' graphs are not needed and would stay in memory.
+        state = Some(next.detach());
         position += steps;
     }
     // The tokens left over by the division continue the last stream, from its state.
@@ -141,6 +142,15 @@ pub fn run(arguments: &PerplexityArgs) -> Result<()> {
         score.predictions,
         arguments.streams.min(score.predictions),
         arguments.seq_len
+    );
+    let trained = |key: &str| loaded.metadata.get(key).map_or("?", String::as_str);
+    println!(
+        "model {}: hidden {}, {} layer(s), trained {} steps (validation loss {})",
+        arguments.checkpoint.display(),
+        trained("hidden"),
+        trained("layers"),
+        trained("global_step"),
+        trained("validation_loss")
     );
     println!("loss       {per_token:.4} nats/token");
     println!(

@@ -31,8 +31,8 @@ use crate::{
     saved_model::Recipe,
 };
 
-/// Optimizer steps when neither --steps nor --epochs is given: what a 2-core laptop CPU trains
-/// in about nine minutes with the default model.
+/// Optimizer steps when neither --steps nor --epochs is given: about 4.9 passes over Tiny
+/// Shakespeare, which the default model trained in 417 s on this project's 2-core machine.
 pub const DEFAULT_STEPS: usize = 2_400;
 
 /// Windows per validation batch (no gradients, so larger is faster).
@@ -42,7 +42,6 @@ const VALIDATION_BATCH: usize = 128;
 /// the final measurement, an evenly spread subset after each round.
 struct Validation {
     windows: TextWindows,
-    all: Vec<usize>,
     subset: Vec<usize>,
 }
 
@@ -63,32 +62,27 @@ impl Validation {
                     corpus.display()
                 )
             })?;
+        // The windows of `TextWindows::sequential_batches`, window i starting at i × seq_len.
         let count = (token_count - 1) / seq_len;
-        let all: Vec<usize> = (0..count).map(|window| window * seq_len).collect();
-        let wanted = batches * VALIDATION_BATCH;
-        let subset = if batches == 0 || wanted >= count {
-            all.clone()
+        let wanted = if batches == 0 {
+            count
         } else {
-            (0..wanted).map(|k| all[k * count / wanted]).collect()
+            count.min(batches * VALIDATION_BATCH)
         };
-        Ok(Self {
-            windows,
-            all,
-            subset,
-        })
+        let subset = (0..wanted).map(|k| k * count / wanted * seq_len).collect();
+        Ok(Self { windows, subset })
     }
 
-    fn batches<'a>(
-        &'a self,
-        starts: &'a [usize],
-    ) -> impl Iterator<Item = dl_data::Result<(Tensor, Tensor)>> + 'a {
-        starts
+    /// The batches measured after each round.
+    fn subset_batches(&self) -> impl Iterator<Item = dl_data::Result<(Tensor, Tensor)>> + '_ {
+        self.subset
             .chunks(VALIDATION_BATCH)
             .map(|chunk| self.windows.batch_at(chunk))
     }
 }
 
-/// Stops training after the round in which `limit` has passed since the start.
+/// Stops training when another round would end after `limit` (counted from the start),
+/// assuming the next round takes as long as the last one.
 struct TimeLimit {
     started: Instant,
     limit: Duration,
@@ -101,14 +95,15 @@ impl Callback for TimeLimit {
         record: &EpochRecord,
         _context: &TrainingContext<'_>,
     ) -> TrainingResult<Control> {
-        if self.started.elapsed() < self.limit {
+        let next_round_ends = self.started.elapsed() + Duration::from_secs_f64(record.seconds);
+        if next_round_ends <= self.limit {
             return Ok(Control::Continue);
         }
         self.reached.set(true);
         println!(
-            "time limit of {:.1} minutes reached after round {}: stopping",
-            self.limit.as_secs_f64() / 60.0,
-            record.epoch
+            "stopping after round {}: another round would end after the time limit of {:.1} minutes",
+            record.epoch,
+            self.limit.as_secs_f64() / 60.0
         );
         Ok(Control::Stop)
     }
@@ -390,7 +385,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     let train_batches = |round: usize| train_windows.epoch_batches(round, steps_in_round(round));
     let history = match &validation {
         Some(validation) => trainer.fit_with_validation(&model, &store, train_batches, |_| {
-            validation.batches(&validation.subset)
+            validation.subset_batches()
         }),
         None => trainer.fit(&model, &store, train_batches),
     }
@@ -402,7 +397,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         let windowed = evaluate(
             &model,
             Loss::CrossEntropy,
-            validation.batches(&validation.all),
+            validation.windows.sequential_batches(),
         )?;
         let carried = perplexity::score(&model, &validation_tokens, 32, 256, &device)?;
         let characters = perplexity::predicted_characters(

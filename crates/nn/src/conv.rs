@@ -2,10 +2,13 @@
 //! computes the same weighted sum at every position,
 //!   y[o, i, j] = b[o] + Σ_c Σ_u Σ_v W[o, c, u, v] · x[c, i·s + u − p, j·s + v − p],
 //! so one set of weights detects a pattern (an edge, a stroke) wherever it appears.
+//!
+//! On the CPU the layer runs `dl_tensor::kernels::conv2d` (im2col and matrix products, no input
+//! gradient for a data input); elsewhere, or with `DL_PLAIN_CANDLE=1`, Candle's `conv2d`.
 
-use dl_tensor::{Tensor, Var};
+use dl_tensor::{kernels, Tensor, Var};
 
-use crate::{Init, Layer, Mode, NnError, Path, Result};
+use crate::{Activation, Init, Layer, Mode, NnError, Path, Result};
 
 /// Shape settings of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +116,10 @@ impl Conv2d {
     pub fn config(&self) -> Conv2dConfig {
         self.config
     }
-}
 
-impl Layer for Conv2d {
-    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+    /// Fails unless `input` is a batch of images with the layer's channels that the kernel
+    /// fits.
+    fn check_input(&self, input: &Tensor) -> Result<()> {
         let in_channels = self.weight.dims()[1];
         let fits = input.rank() == 4
             && input.dim(1)? == in_channels
@@ -133,12 +136,30 @@ impl Layer for Conv2d {
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+impl Layer for Conv2d {
+    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+        self.check_input(input)?;
         let Conv2dConfig {
             kernel_size,
             stride,
             padding,
         } = self.config;
-        // Candle 0.11's conv2d backward takes the output padding of its transposed convolution,
+        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_tensor());
+        if kernels::applies_to(&[input, weight, bias]) {
+            // The im2col kernel (bias included; no input gradient for a data input).
+            return Ok(kernels::conv2d::conv2d(
+                input,
+                weight,
+                Some(bias),
+                stride,
+                padding,
+            )?);
+        }
+        // The plain Candle path (GPU, other dtypes, or `DL_PLAIN_CANDLE=1`). Candle 0.11's conv2d backward takes the output padding of its transposed convolution,
         // (size + 2p − k) mod s, from the height alone, so backward fails with a shape mismatch
         // when the width's remainder differs. Then pad explicitly, leaving out the trailing rows
         // and columns no window reads, so that both remainders are 0 (same output).
@@ -167,5 +188,30 @@ impl Layer for Conv2d {
 
     fn kind(&self) -> &'static str {
         "Conv2D"
+    }
+
+    /// With ReLU on the CPU, one fused operation (`dl_tensor::kernels::conv2d::conv2d_relu`);
+    /// otherwise the convolution, then the activation.
+    fn forward_activated(
+        &self,
+        input: &Tensor,
+        mode: Mode,
+        activation: Activation,
+    ) -> Result<Tensor> {
+        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_tensor());
+        if activation == Activation::Relu && kernels::applies_to(&[input, weight, bias]) {
+            self.check_input(input)?;
+            let Conv2dConfig {
+                stride, padding, ..
+            } = self.config;
+            return Ok(kernels::conv2d::conv2d_relu(
+                input,
+                weight,
+                Some(bias),
+                stride,
+                padding,
+            )?);
+        }
+        activation.apply(&self.forward(input, mode)?)
     }
 }

@@ -3,7 +3,7 @@
 
 use dl_tensor::Tensor;
 
-use crate::Result;
+use crate::{Activation, Result};
 
 /// Whether a forward pass trains the network or evaluates it. Dropout drops units and batch
 /// normalisation uses batch statistics (and updates its running averages) only in `Train`.
@@ -23,4 +23,16 @@ pub trait Layer: Send + Sync {
 
     /// The layer's type as the summary shows it, e.g. `Dense` or `Conv2D`.
     fn kind(&self) -> &'static str;
+
+    /// Computes `activation(forward(input))`, what `Sequential` runs for each stage. Layers
+    /// that can fuse an activation into their own computation override it (`Conv2d` with ReLU
+    /// on the CPU); the default applies the activation afterwards.
+    fn forward_activated(
+        &self,
+        input: &Tensor,
+        mode: Mode,
+        activation: Activation,
+    ) -> Result<Tensor> {
+        activation.apply(&self.forward(input, mode)?)
+    }
 }

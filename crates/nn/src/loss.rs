@@ -1,7 +1,8 @@
 //! Loss functions (course §3.1 "梯度下降算法"): the number L that gradient descent drives down.
 //!
 //! - Cross-entropy for classification, from logits: L = −(1/N) Σₙ log softmax(zₙ)[yₙ],
-//!   computed with log-softmax so large logits neither overflow nor lose precision.
+//!   computed with log-softmax so large logits neither overflow nor lose precision (on the CPU
+//!   by `dl_tensor::kernels::cross_entropy` in one pass, unless `DL_PLAIN_CANDLE=1`).
 //! - Mean squared error for regression: L = (1/N) Σ (ŷ − y)².
 //! - Binary cross-entropy from logits for yes/no outputs:
 //!   L = (1/N) Σ max(z, 0) − z·y + log(1 + e^(−|z|)), the stable form of
@@ -9,7 +10,7 @@
 
 use std::{fmt, str::FromStr};
 
-use dl_tensor::{DType, Tensor, D};
+use dl_tensor::{kernels, DType, Tensor, D};
 
 use crate::{log_softmax, NnError, Result};
 
@@ -65,7 +66,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
             });
         }
     }
-    let log_probabilities = log_softmax(&logits.reshape((rows, classes))?)?;
+    let logits = logits.reshape((rows, classes))?;
+    if kernels::applies_to(&[&logits]) && flat_labels.device().is_cpu() {
+        // Log-softmax, pick and mean in one pass; backward (softmax − one-hot)/N.
+        return Ok(kernels::cross_entropy::cross_entropy(
+            &logits,
+            &flat_labels,
+        )?);
+    }
+    let log_probabilities = log_softmax(&logits)?;
     let picked = log_probabilities.gather(&flat_labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
     Ok(picked.mean_all()?.neg()?)
 }

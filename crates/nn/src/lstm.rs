@@ -31,8 +31,10 @@
 //!
 //! For speed, the input part W_ih x + b_ih + b_hh of every time step of a layer is computed in
 //! one matrix product over all steps; only the recurrent part W_hh h is left to the step loop.
+//! On the CPU the gate arithmetic of a step (everything after W_hh h) is one operation,
+//! `dl_tensor::kernels::lstm_cell`, instead of about a dozen (unless `DL_PLAIN_CANDLE=1`).
 
-use dl_tensor::{DType, Device, Tensor, Var};
+use dl_tensor::{kernels, DType, Device, Tensor, Var};
 
 use crate::{Dropout, Init, Layer, Mode, NnError, Path, Result};
 
@@ -363,7 +365,12 @@ impl Lstm {
         cell: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
         let size = self.config.hidden_size;
-        let gates = projected.add(&hidden.matmul(weight_hh_t)?)?;
+        let recurrent = hidden.matmul(weight_hh_t)?;
+        if kernels::applies_to(&[projected, &recurrent, cell]) {
+            // The gate arithmetic in one operation each way (dl_tensor::kernels::lstm_cell).
+            return Ok(kernels::lstm_cell::lstm_cell(projected, &recurrent, cell)?);
+        }
+        let gates = projected.add(&recurrent)?;
         // One sigmoid over all four blocks (the g block's is unused): fewer, larger operations.
         let sigmoids = candle_nn::ops::sigmoid(&gates)?;
         let input_gate = sigmoids.narrow(1, 0, size)?;

@@ -2,27 +2,123 @@
 //!
 //! Generation feeds the model one token, reads one distribution, samples, and feeds the sample
 //! back: a batch of one, one step at a time. For such tiny products every tensor operation's
-//! fixed cost (allocation, dispatch, threads) outweighs its arithmetic, so [`Lstm::step`] spends
-//! most of its time outside the maths. [`LstmInference`] and [`DenseInference`] copy the weights
-//! of a trained [`Lstm`] and [`Dense`] into plain `Vec<f32>`s once and compute the same
-//! equations (see `lstm.rs`) with matrix-vector products over contiguous rows, reusing their
-//! buffers: no allocation per step. They infer only (no gradients) and always run on the CPU.
+//! fixed cost (allocation, dispatch, threads) weighs as much as its arithmetic.
+//! [`LstmInference`] and [`DenseInference`] copy the weights of a trained [`Lstm`] and [`Dense`]
+//! once into plain `Vec<f32>`s laid out for matrix-vector products, and compute the equations of
+//! `lstm.rs` in place, with no allocation per step:
+//!
+//! - each weight matrix is stored in blocks of 64 rows, each block column after column, so a
+//!   product streams through memory once and keeps 64 running sums in vector registers;
+//! - σ and tanh are computed from one exponential, e^x = 2ⁿ · e^r with n = round(x / ln 2) and a
+//!   degree-6 polynomial for e^r (|r| ≤ ln 2 / 2; the Cephes `expf` coefficients, relative error
+//!   about 1e-7), which, unlike the C library's, the compiler applies to eight values at once.
+//!
+//! The same code is compiled for any x86-64 (SSE2) and for AVX2, chosen at run time. Neither uses
+//! fused multiply-adds, so both do the same operations in the same order: results are identical
+//! bit for bit whichever runs. They infer only (no gradients) and always run on the CPU.
 
 use dl_tensor::{DType, Device, Var};
 
 use crate::{Dense, Lstm, NnError, Result};
 
-/// The weights of one layer, row-major as PyTorch stores them.
+/// Rows per block of a [`PackedMatrix`]: 64 running sums fill eight AVX2 registers.
+const BLOCK: usize = 64;
+
+/// A matrix laid out for products with vectors: rows in blocks of [`BLOCK`] (the last one padded
+/// with zero rows), each block stored column after column.
+#[derive(Debug, Clone)]
+struct PackedMatrix {
+    rows: usize,
+    columns: usize,
+    /// `values[(block · columns + column) · BLOCK + lane]` = W[block · BLOCK + lane, column].
+    values: Vec<f32>,
+}
+
+impl PackedMatrix {
+    /// Packs a row-major `rows × columns` matrix.
+    fn new(row_major: &[f32], rows: usize, columns: usize) -> Self {
+        let blocks = rows.div_ceil(BLOCK);
+        let mut values = vec![0f32; blocks * columns * BLOCK];
+        for (row, row_values) in row_major.chunks_exact(columns).enumerate() {
+            let (block, lane) = (row / BLOCK, row % BLOCK);
+            for (column, &value) in row_values.iter().enumerate() {
+                values[(block * columns + column) * BLOCK + lane] = value;
+            }
+        }
+        Self {
+            rows,
+            columns,
+            values,
+        }
+    }
+
+    /// `output[r] = start[r] + Σ_c W[r, c] · vector[c]`, where `start` is `bias` when given, else
+    /// what `output` holds; the sum runs over the columns in order.
+    #[inline(always)]
+    fn multiply_add(&self, vector: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
+        for (block, block_values) in self.values.chunks_exact(self.columns * BLOCK).enumerate() {
+            let mut sums = [0f32; BLOCK];
+            for (column, &value) in block_values.chunks_exact(BLOCK).zip(vector) {
+                for (sum, &weight) in sums.iter_mut().zip(column) {
+                    *sum += weight * value;
+                }
+            }
+            let first = block * BLOCK;
+            let rows = first..self.rows.min(first + BLOCK);
+            for (row, sum) in rows.zip(sums) {
+                output[row] = bias.map_or(output[row], |bias| bias[row]) + sum;
+            }
+        }
+    }
+}
+
+/// e^x from e^x = 2ⁿ · e^r, n = round(x / ln 2), r = x − n ln 2, with the Cephes `expf`
+/// polynomial for e^r; x is clamped to [−87, 88], where 2ⁿ is a normal number.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two so that n · LN2_HIGH is exact (Cody and Waite).
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer, with plain arithmetic.
+    const ROUNDER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2_E + ROUNDER) - ROUNDER;
+    let r = x - n * LN2_HIGH - n * LN2_LOW;
+    // Cephes' coefficients; its last, 5.0000001e-1, is exactly 0.5 in f32.
+    let polynomial =
+        (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+            + 1.666_666_5e-1)
+            * r
+            + 0.5)
+            * r
+            * r
+            + r
+            + 1.0;
+    polynomial * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+/// σ(x) = 1 / (1 + e^(−x)).
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// tanh(x) = 1 − 2 / (e^(2x) + 1).
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+/// The weights of one layer.
 #[derive(Debug, Clone)]
 struct InferenceLayer {
-    /// `(4H, input)`.
-    weight_ih: Vec<f32>,
-    /// `(4H, H)`.
-    weight_hh: Vec<f32>,
+    /// W_ih, `(4H, input)`.
+    weight_ih: PackedMatrix,
+    /// W_hh, `(4H, H)`.
+    weight_hh: PackedMatrix,
     /// `b_ih + b_hh`, `(4H)`.
     bias: Vec<f32>,
-    /// Length of the layer's input vectors.
-    input_size: usize,
 }
 
 /// A trained [`Lstm`] for one sequence at a time on the CPU, with its state inside.
@@ -45,13 +141,14 @@ struct InferenceLayer {
 /// ```
 #[derive(Debug, Clone)]
 pub struct LstmInference {
+    input_size: usize,
     hidden_size: usize,
     layers: Vec<InferenceLayer>,
     /// h of every layer.
     hidden: Vec<Vec<f32>>,
     /// c of every layer.
     cell: Vec<Vec<f32>>,
-    /// Scratch for the 4H gate pre-activations.
+    /// Scratch for the 4H gates.
     gates: Vec<f32>,
 }
 
@@ -65,50 +162,10 @@ fn host_values(var: &Var) -> Result<Vec<f32>> {
         .to_vec1::<f32>()?)
 }
 
-/// `output[r] = bias[r] + Σ_c matrix[r, c] · vector[c]` for a row-major `matrix` with
-/// `vector.len()` columns; `output` holds the rows.
-fn multiply_add(matrix: &[f32], vector: &[f32], bias: &[f32], output: &mut [f32]) {
-    let columns = vector.len();
-    for ((out, row), offset) in output
-        .iter_mut()
-        .zip(matrix.chunks_exact(columns))
-        .zip(bias)
-    {
-        *out = offset + dot(row, vector);
-    }
-}
-
-/// Adds `Σ_c matrix[r, c] · vector[c]` to `output[r]`.
-fn accumulate(matrix: &[f32], vector: &[f32], output: &mut [f32]) {
-    let columns = vector.len();
-    for (out, row) in output.iter_mut().zip(matrix.chunks_exact(columns)) {
-        *out += dot(row, vector);
-    }
-}
-
-/// A dot product with sixteen independent partial sums, which the compiler turns into vector
-/// instructions (one running sum would force a strict left-to-right order).
-fn dot(first: &[f32], second: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut partial = [0f32; LANES];
-    let first_chunks = first.chunks_exact(LANES);
-    let second_chunks = second.chunks_exact(LANES);
-    let tail: f32 = first_chunks
-        .remainder()
-        .iter()
-        .zip(second_chunks.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in first_chunks.zip(second_chunks) {
-        for lane in 0..LANES {
-            partial[lane] += a[lane] * b[lane];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
-}
-
-fn sigmoid(value: f32) -> f32 {
-    1.0 / (1.0 + (-value).exp())
+/// A variable of shape `(rows, columns)`, packed.
+fn packed(var: &Var) -> Result<PackedMatrix> {
+    let (rows, columns) = var.as_tensor().dims2()?;
+    Ok(PackedMatrix::new(&host_values(var)?, rows, columns))
 }
 
 impl LstmInference {
@@ -125,14 +182,14 @@ impl LstmInference {
                 .map(|(input_bias, hidden_bias)| input_bias + hidden_bias)
                 .collect();
             layers.push(InferenceLayer {
-                weight_ih: host_values(weight_ih)?,
-                weight_hh: host_values(weight_hh)?,
+                weight_ih: packed(weight_ih)?,
+                weight_hh: packed(weight_hh)?,
                 bias,
-                input_size: weight_ih.dims()[1],
             });
         }
         let zeros = vec![vec![0f32; config.hidden_size]; config.num_layers];
         Ok(Self {
+            input_size: config.input_size,
             hidden_size: config.hidden_size,
             layers,
             hidden: zeros.clone(),
@@ -148,7 +205,7 @@ impl LstmInference {
 
     /// Length of the input vectors.
     pub fn input_size(&self) -> usize {
-        self.layers[0].input_size
+        self.input_size
     }
 
     /// Back to the all-zero state, to start a new sequence.
@@ -171,52 +228,72 @@ impl LstmInference {
     /// Advances every layer by one step with `input` (length [`LstmInference::input_size`]) and
     /// returns the last layer's new hidden state, as [`Lstm::step`] with a batch of one.
     pub fn step(&mut self, input: &[f32]) -> Result<&[f32]> {
-        if input.len() != self.input_size() {
+        if input.len() != self.input_size {
             return Err(NnError::shape(
                 "LstmInference",
                 format!(
                     "expected an input of {} values, got {}",
-                    self.input_size(),
+                    self.input_size,
                     input.len()
                 ),
             ));
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { self.advance_avx2(input) };
+            return Ok(&self.hidden[self.layers.len() - 1]);
+        }
+        self.advance(input);
+        Ok(&self.hidden[self.layers.len() - 1])
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn advance_avx2(&mut self, input: &[f32]) {
+        self.advance(input);
+    }
+
+    /// One step of every layer (see the equations in `lstm.rs`).
+    #[inline(always)]
+    fn advance(&mut self, input: &[f32]) {
         let size = self.hidden_size;
         for index in 0..self.layers.len() {
             let layer = &self.layers[index];
-            let gates = &mut self.gates;
             // Gates = W_ih x + (b_ih + b_hh) + W_hh h, in PyTorch's order i, f, g, o.
-            if index == 0 {
-                multiply_add(&layer.weight_ih, input, &layer.bias, gates);
+            let layer_input = if index == 0 {
+                input
             } else {
-                multiply_add(
-                    &layer.weight_ih,
-                    &self.hidden[index - 1],
-                    &layer.bias,
-                    gates,
-                );
-            }
-            accumulate(&layer.weight_hh, &self.hidden[index], gates);
-            let (hidden, cell) = (&mut self.hidden[index], &mut self.cell[index]);
-            for unit in 0..size {
-                let input_gate = sigmoid(gates[unit]);
-                let forget_gate = sigmoid(gates[size + unit]);
-                let candidate = gates[2 * size + unit].tanh();
-                let output_gate = sigmoid(gates[3 * size + unit]);
-                cell[unit] = forget_gate * cell[unit] + input_gate * candidate;
-                hidden[unit] = output_gate * cell[unit].tanh();
+                &self.hidden[index - 1]
+            };
+            layer
+                .weight_ih
+                .multiply_add(layer_input, Some(&layer.bias), &mut self.gates);
+            layer
+                .weight_hh
+                .multiply_add(&self.hidden[index], None, &mut self.gates);
+            let (input_gates, rest) = self.gates.split_at(size);
+            let (forget_gates, rest) = rest.split_at(size);
+            let (candidates, output_gates) = rest.split_at(size);
+            let units = self.hidden[index]
+                .iter_mut()
+                .zip(self.cell[index].iter_mut())
+                .zip(input_gates.iter().zip(forget_gates))
+                .zip(candidates.iter().zip(output_gates));
+            for (((hidden, cell), (&input_gate, &forget_gate)), (&candidate, &output_gate)) in units
+            {
+                *cell = sigmoid(forget_gate) * *cell + sigmoid(input_gate) * tanh(candidate);
+                *hidden = sigmoid(output_gate) * tanh(*cell);
             }
         }
-        Ok(&self.hidden[self.layers.len() - 1])
     }
 }
 
 /// A trained [`Dense`] layer for single vectors on the CPU: y = W x + b.
 #[derive(Debug, Clone)]
 pub struct DenseInference {
-    weight: Vec<f32>,
+    weight: PackedMatrix,
     bias: Vec<f32>,
-    in_features: usize,
 }
 
 impl DenseInference {
@@ -227,9 +304,8 @@ impl DenseInference {
             None => vec![0f32; dense.out_features()],
         };
         Ok(Self {
-            weight: host_values(dense.weight())?,
+            weight: packed(dense.weight())?,
             bias,
-            in_features: dense.in_features(),
         })
     }
 
@@ -240,19 +316,81 @@ impl DenseInference {
 
     /// Writes W x + b into `output` (length [`DenseInference::out_features`]).
     pub fn forward(&self, input: &[f32], output: &mut [f32]) -> Result<()> {
-        if input.len() != self.in_features || output.len() != self.out_features() {
+        if input.len() != self.weight.columns || output.len() != self.out_features() {
             return Err(NnError::shape(
                 "DenseInference",
                 format!(
                     "expected {} inputs and room for {} outputs, got {} and {}",
-                    self.in_features,
+                    self.weight.columns,
                     self.out_features(),
                     input.len(),
                     output.len()
                 ),
             ));
         }
-        multiply_add(&self.weight, input, &self.bias, output);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { self.forward_avx2(input, output) };
+            return Ok(());
+        }
+        self.weight.multiply_add(input, Some(&self.bias), output);
         Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn forward_avx2(&self, input: &[f32], output: &mut [f32]) {
+        self.weight.multiply_add(input, Some(&self.bias), output);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_sigmoid_and_tanh_are_accurate() {
+        let mut worst = [0f64; 3];
+        for step in -20_000..=20_000 {
+            let x = step as f32 * 1e-3;
+            let (exp_error, sigmoid_error, tanh_error) = (
+                ((exp(x) as f64) / (x as f64).exp() - 1.0).abs(),
+                (sigmoid(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs(),
+                (tanh(x) as f64 - (x as f64).tanh()).abs(),
+            );
+            for (worst, error) in worst.iter_mut().zip([exp_error, sigmoid_error, tanh_error]) {
+                *worst = worst.max(error);
+            }
+        }
+        // exp: relative error; σ and tanh: absolute error (they are bounded by 1).
+        assert!(worst[0] < 5e-7, "{worst:?}");
+        assert!(worst[1] < 2e-7 && worst[2] < 5e-7, "{worst:?}");
+        assert!(sigmoid(-1000.0) < 1e-30);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert_eq!((tanh(-1000.0), tanh(1000.0)), (-1.0, 1.0));
+    }
+
+    #[test]
+    fn packed_products_match_the_definition() {
+        // 70 rows: one full block of 64 and a padded one.
+        let (rows, columns) = (70, 5);
+        let matrix: Vec<f32> = (0..rows * columns)
+            .map(|index| ((index * 37 % 11) as f32 - 5.0) * 0.25)
+            .collect();
+        let vector = [1.0, -2.0, 0.5, 3.0, -1.5];
+        let bias: Vec<f32> = (0..rows).map(|row| row as f32).collect();
+        let packed = PackedMatrix::new(&matrix, rows, columns);
+        let mut with_bias = vec![f32::NAN; rows];
+        packed.multiply_add(&vector, Some(&bias), &mut with_bias);
+        let mut accumulated = vec![10f32; rows];
+        packed.multiply_add(&vector, None, &mut accumulated);
+        for row in 0..rows {
+            let product: f32 = (0..columns)
+                .map(|column| matrix[row * columns + column] * vector[column])
+                .sum();
+            assert_eq!(with_bias[row], bias[row] + product, "row {row}");
+            assert_eq!(accumulated[row], 10.0 + product, "row {row}");
+        }
     }
 }

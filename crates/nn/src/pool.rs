@@ -1,8 +1,12 @@
 //! Max pooling (course §2.3 and §5.1, the CNN): keep the largest activation of each `k x k` window. It halves
 //! the resolution (for k = 2), keeps the strongest response of each feature, and makes the
 //! network tolerant to small shifts. Gradients flow only to the maximum of each window.
+//!
+//! On the CPU the layer runs `dl_tensor::kernels::max_pool2d`, which records each window's
+//! winner in the forward pass and sends the gradient there; elsewhere, or with
+//! `DL_PLAIN_CANDLE=1`, it is built from Candle operations (see `forward`).
 
-use dl_tensor::Tensor;
+use dl_tensor::{kernels, Tensor};
 
 use crate::{Layer, Mode, NnError, Result};
 
@@ -57,6 +61,16 @@ impl Layer for MaxPool2d {
                 ),
             ));
         }
+        if kernels::applies_to(&[input]) {
+            // The kernel that remembers each window's winner (first maximum on ties, as
+            // PyTorch).
+            return Ok(kernels::max_pool2d::max_pool2d(
+                input,
+                self.kernel_size,
+                self.stride,
+            )?);
+        }
+        // The plain Candle path (GPU, other dtypes, or `DL_PLAIN_CANDLE=1`).
         // Candle 0.11's own max_pool2d has a wrong backward pass (it multiplies the gradient by
         // the share of maxima in the window, 1/4 for a 2x2 window, instead of dividing by their
         // number) and none at all when kernel_size != stride. So the pooling is built from ops

@@ -261,12 +261,15 @@ impl Sequential {
         let mut output = input.clone();
         let last = self.stages.len().saturating_sub(1);
         for (index, stage) in self.stages.iter().enumerate() {
-            output = stage.layer.forward(&output, mode)?;
             let skip =
                 index == last && !final_activation && stage.activation == Activation::Softmax;
-            if !skip {
-                output = stage.activation.apply(&output)?;
-            }
+            output = if skip {
+                stage.layer.forward(&output, mode)?
+            } else {
+                stage
+                    .layer
+                    .forward_activated(&output, mode, stage.activation)?
+            };
         }
         Ok(output)
     }

@@ -20,11 +20,20 @@
 //! The difference matters: Adam's L2 term is divided by √v̂ like the rest of the gradient, so
 //! weights with large gradients are barely decayed; AdamW shrinks every weight by the same
 //! factor 1 − ηλ (Loshchilov & Hutter, "Decoupled Weight Decay Regularization").
+//!
+//! On the CPU (in `f32` and `f64`) each variable's step is one in-place pass of
+//! `dl_tensor::kernels::adam` over (θ, g, m, v), with the same arithmetic in the same order;
+//! on a GPU, or with `DL_PLAIN_CANDLE=1`, it is written with tensor operations (below), which
+//! make about ten temporaries per variable.
 
 use std::collections::BTreeMap;
 
 use dl_autograd::Gradients;
-use dl_tensor::Tensor;
+use dl_tensor::kernels::{
+    self,
+    adam::{adam_step, AdamMoments, AdamStep},
+};
+use dl_tensor::{Shape, Tensor};
 
 use crate::hyper_parameters::{current_learning_rate, fraction_below_one, non_negative, positive};
 use crate::optimizer::{
@@ -147,10 +156,49 @@ enum WeightDecay {
 struct Moments {
     /// Steps taken for this variable, t.
     step: u64,
-    /// The first moment m.
-    exp_avg: Tensor,
-    /// The second moment v.
-    exp_avg_sq: Tensor,
+    /// m and v.
+    buffers: MomentBuffers,
+}
+
+/// Where a variable's moments live.
+#[derive(Debug, Clone)]
+enum MomentBuffers {
+    /// Tensors, for the tensor-operation path (a GPU, or `DL_PLAIN_CANDLE=1`) and as loaded
+    /// from a saved state.
+    Tensors {
+        /// The first moment m.
+        exp_avg: Tensor,
+        /// The second moment v.
+        exp_avg_sq: Tensor,
+    },
+    /// Plain CPU vectors, updated in place with the variable by the fused kernel.
+    Fused {
+        /// m and v.
+        moments: AdamMoments,
+        /// The variable's shape (for saving the moments as tensors).
+        shape: Shape,
+    },
+}
+
+impl MomentBuffers {
+    /// m and v as tensors (copies, for the fused kernel's vectors).
+    fn tensors(&self) -> Result<(Tensor, Tensor)> {
+        match self {
+            Self::Tensors {
+                exp_avg,
+                exp_avg_sq,
+            } => Ok((exp_avg.clone(), exp_avg_sq.clone())),
+            Self::Fused { moments, shape } => Ok(moments.to_tensors(shape)?),
+        }
+    }
+
+    /// The shape of the moments.
+    fn dims(&self) -> &[usize] {
+        match self {
+            Self::Tensors { exp_avg, .. } => exp_avg.dims(),
+            Self::Fused { shape, .. } => shape.dims(),
+        }
+    }
 }
 
 /// The algorithm shared by [`Adam`] and [`AdamW`].
@@ -180,8 +228,20 @@ impl AdamCore {
         let updates = variables_to_update(gradients)?;
         for update in &updates {
             if let Some(moments) = self.moments.get(update.name) {
-                check_state_shape(update, EXP_AVG, &moments.exp_avg)?;
-                check_state_shape(update, EXP_AVG_SQ, &moments.exp_avg_sq)?;
+                if let MomentBuffers::Tensors {
+                    exp_avg,
+                    exp_avg_sq,
+                } = &moments.buffers
+                {
+                    check_state_shape(update, EXP_AVG, exp_avg)?;
+                    check_state_shape(update, EXP_AVG_SQ, exp_avg_sq)?;
+                } else if moments.buffers.dims() != update.variable.dims() {
+                    return Err(OptimError::StateShapeMismatch {
+                        tensor: state_tensor_name(update.name, EXP_AVG),
+                        expected: update.variable.dims().to_vec(),
+                        found: moments.buffers.dims().to_vec(),
+                    });
+                }
             }
         }
         let AdamConfig {
@@ -192,6 +252,49 @@ impl AdamCore {
             weight_decay,
         } = self.config;
         for update in updates {
+            let previous = self.moments.remove(update.name);
+            let step = previous.as_ref().map_or(1, |moments| moments.step + 1);
+            let parameter = update.variable.as_tensor();
+            if kernels::applies_to(&[parameter, &update.gradient]) {
+                // One in-place pass over (θ, g, m, v): the same arithmetic as below.
+                let mut moments = match previous.map(|moments| moments.buffers) {
+                    Some(MomentBuffers::Fused { moments, .. })
+                        if moments.dtype() == parameter.dtype() =>
+                    {
+                        moments
+                    }
+                    Some(buffers) => {
+                        let (exp_avg, exp_avg_sq) = buffers.tensors()?;
+                        AdamMoments::from_tensors(&exp_avg, &exp_avg_sq, parameter.dtype())?
+                    }
+                    None => AdamMoments::zeros(parameter.dtype(), parameter.elem_count())?,
+                };
+                adam_step(
+                    parameter,
+                    &update.gradient,
+                    &mut moments,
+                    &AdamStep {
+                        learning_rate,
+                        beta1,
+                        beta2,
+                        epsilon,
+                        weight_decay,
+                        decoupled_weight_decay: self.weight_decay_mode == WeightDecay::Decoupled,
+                        step,
+                    },
+                )?;
+                self.moments.insert(
+                    update.name.to_string(),
+                    Moments {
+                        step,
+                        buffers: MomentBuffers::Fused {
+                            moments,
+                            shape: parameter.shape().clone(),
+                        },
+                    },
+                );
+                continue;
+            }
             let mut value = update.value();
             let mut gradient = update.gradient.clone();
             if weight_decay != 0.0 {
@@ -207,17 +310,19 @@ impl AdamCore {
             // Both moments start at zero, so the first step is m = (1 − β1) g, v = (1 − β2) g².
             let squared = gradient.sqr()?.affine(1.0 - beta2, 0.0)?;
             let scaled = gradient.affine(1.0 - beta1, 0.0)?;
-            let (step, exp_avg, exp_avg_sq) = match self.moments.get(update.name) {
-                None => (1, scaled, squared),
-                Some(previous) => (
-                    previous.step + 1,
-                    on_variable_device(&previous.exp_avg, update.variable)?
-                        .affine(beta1, 0.0)?
-                        .add(&scaled)?,
-                    on_variable_device(&previous.exp_avg_sq, update.variable)?
-                        .affine(beta2, 0.0)?
-                        .add(&squared)?,
-                ),
+            let (exp_avg, exp_avg_sq) = match previous {
+                None => (scaled, squared),
+                Some(previous) => {
+                    let (exp_avg, exp_avg_sq) = previous.buffers.tensors()?;
+                    (
+                        on_variable_device(&exp_avg, update.variable)?
+                            .affine(beta1, 0.0)?
+                            .add(&scaled)?,
+                        on_variable_device(&exp_avg_sq, update.variable)?
+                            .affine(beta2, 0.0)?
+                            .add(&squared)?,
+                    )
+                }
             };
             let bias_correction1 = 1.0 - powi(beta1, step);
             let bias_correction2 = 1.0 - powi(beta2, step);
@@ -234,8 +339,10 @@ impl AdamCore {
                 update.name.to_string(),
                 Moments {
                     step,
-                    exp_avg,
-                    exp_avg_sq,
+                    buffers: MomentBuffers::Tensors {
+                        exp_avg,
+                        exp_avg_sq,
+                    },
                 },
             );
         }
@@ -243,21 +350,21 @@ impl AdamCore {
         Ok(())
     }
 
-    fn state(&self) -> OptimizerState {
+    fn state(&self) -> Result<OptimizerState> {
         let mut state = OptimizerState::new(self.kind);
         state.set_value(OptimizerState::STEPS_KEY, self.steps);
         self.config.write_to(&mut state);
         for (name, moments) in &self.moments {
             state.set_value(state_tensor_name(name, STEP), moments.step);
+            let (exp_avg, exp_avg_sq) = moments.buffers.tensors()?;
             state
                 .tensors
-                .insert(state_tensor_name(name, EXP_AVG), moments.exp_avg.clone());
-            state.tensors.insert(
-                state_tensor_name(name, EXP_AVG_SQ),
-                moments.exp_avg_sq.clone(),
-            );
+                .insert(state_tensor_name(name, EXP_AVG), exp_avg);
+            state
+                .tensors
+                .insert(state_tensor_name(name, EXP_AVG_SQ), exp_avg_sq);
         }
-        state
+        Ok(state)
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
@@ -294,8 +401,10 @@ impl AdamCore {
                 name,
                 Moments {
                     step,
-                    exp_avg,
-                    exp_avg_sq,
+                    buffers: MomentBuffers::Tensors {
+                        exp_avg,
+                        exp_avg_sq,
+                    },
                 },
             );
         }
@@ -414,7 +523,7 @@ macro_rules! delegate_to_core {
             }
 
             fn state(&self) -> Result<OptimizerState> {
-                Ok(self.core.state())
+                self.core.state()
             }
 
             fn load_state(&mut self, state: &OptimizerState) -> Result<()> {

@@ -19,6 +19,7 @@
 mod device;
 mod error;
 mod helpers;
+pub mod kernels;
 mod rng;
 
 pub use candle_core;

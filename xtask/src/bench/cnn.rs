@@ -1,6 +1,6 @@
-//! The course's CNN (§5.1) on MNIST, as `pytorch_baseline.py` defines it: Conv2d(1→32, 3x3 valid)
-//! + ReLU, MaxPool 2x2, Flatten (5408), Dense(5408→128) + ReLU, Dense(128→10); softmax
-//! cross-entropy; Adam with learning rate 1e-3.
+//! The course's CNN (§5.1) on MNIST, as `pytorch_baseline.py` defines it: Conv2d(1→32, 3x3
+//! valid) with ReLU, MaxPool 2x2, Flatten (5408), Dense(5408→128) with ReLU, Dense(128→10);
+//! softmax cross-entropy; Adam with learning rate 1e-3.
 //!
 //! - `cnn_train`: train steps per second at batch 32 and 128, on consecutive slices of the
 //!   training images, as images/s and the seconds an MNIST epoch (60,000 images) would take.
@@ -122,13 +122,8 @@ pub fn train_and_infer(bench: &mut Bench) -> Result<()> {
 /// `cnn_epoch`: `epochs` epochs of training at batch 32, each followed by the test accuracy.
 pub fn epochs(bench: &mut Bench, epochs: usize) -> Result<()> {
     let data = bench.images()?.clone();
-    let train = match bench.settings.epoch_examples() {
-        Some(limit) if limit < data.train.len() => ImageSet {
-            images: data.train.images.narrow(0, 0, limit)?,
-            labels: data.train.labels.narrow(0, 0, limit)?,
-        },
-        _ => data.train.clone(),
-    };
+    let train = first(&data.train, bench.settings.epoch_examples())?;
+    let test = first(&data.test, bench.settings.test_examples())?;
     let mut cnn = CourseCnn::new()?;
     let loader = BatchLoader::training(&train, 32, 0)?;
     for epoch in 1..=epochs {
@@ -138,7 +133,7 @@ pub fn epochs(bench: &mut Bench, epochs: usize) -> Result<()> {
             cnn.train_step(&images, &labels)?;
         }
         let seconds = started.elapsed().as_secs_f64();
-        let test_accuracy = cnn.test_accuracy(&data.test)?;
+        let test_accuracy = cnn.test_accuracy(&test)?;
         bench.emit(
             Measurement::new(FRAMEWORK, "cnn_epoch")
                 .with("epoch", epoch)
@@ -147,4 +142,15 @@ pub fn epochs(bench: &mut Bench, epochs: usize) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The first `limit` examples of `set` (all of them for `None`).
+fn first(set: &ImageSet, limit: Option<usize>) -> Result<ImageSet> {
+    Ok(match limit {
+        Some(limit) if limit < set.len() => ImageSet {
+            images: set.images.narrow(0, 0, limit)?,
+            labels: set.labels.narrow(0, 0, limit)?,
+        },
+        _ => set.clone(),
+    })
 }

@@ -234,6 +234,9 @@ pub fn describe(results: &[Measurement]) -> String {
             parts.push(value.to_string());
         }
     }
+    if let Some(value) = header.text("dl_plain_candle") {
+        parts.push(format!("DL_PLAIN_CANDLE={value}"));
+    }
     parts.join(", ")
 }
 

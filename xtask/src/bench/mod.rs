@@ -135,6 +135,11 @@ impl Settings {
     pub fn epoch_examples(&self) -> Option<usize> {
         self.quick.then_some(512)
     }
+
+    /// How many test images the accuracy after an epoch uses: all, or 1000 in quick mode.
+    pub fn test_examples(&self) -> Option<usize> {
+        self.quick.then_some(1000)
+    }
 }
 
 /// MNIST's training and test images (or random stand-ins).
@@ -256,6 +261,13 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     if settings.quick {
         header = header.with("quick", true);
     }
+    // dl-tensor's switch back from its CPU kernels to Candle's own operations, when set.
+    if let Some(value) = std::env::var("DL_PLAIN_CANDLE")
+        .ok()
+        .filter(|value| !value.is_empty())
+    {
+        header = header.with("dl_plain_candle", value);
+    }
     bench.emit(header)?;
 
     match what {
@@ -288,14 +300,7 @@ fn rerun_in_release() -> Result<()> {
         "cargo xtask bench: measuring in a release build (cargo run --release -p xtask -- bench ...); the first build takes a few minutes"
     );
     let status = std::process::Command::new(cargo)
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "xtask",
-            "--manifest-path",
-        ])
+        .args(["run", "--release", "--package", "xtask", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .arg("--")
         .args(std::env::args_os().skip(1))
@@ -472,8 +477,13 @@ mod tests {
             quick: false,
         };
         assert_eq!(
-            (full.repeats(7), full.sample_tokens(), full.epoch_examples()),
-            (7, 500, None)
+            (
+                full.repeats(7),
+                full.sample_tokens(),
+                full.epoch_examples(),
+                full.test_examples()
+            ),
+            (7, 500, None, None)
         );
     }
 

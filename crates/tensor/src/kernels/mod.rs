@@ -14,7 +14,7 @@
 //! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
 //! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
 //! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
-//! | [`lstm_cell`] | the LSTM gate arithmetic of one time step, forward and backward | `dl_nn::Lstm` |
+//! | [`lstm_cell`] | the gate arithmetic of one LSTM time step, forward and backward | `dl_nn::Lstm` |
 //!
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
 //! can check them); on a GPU, or in another dtype, the callers use Candle's own operations.
@@ -84,22 +84,33 @@ pub fn set_enabled(enabled: bool) {
     STATE.store(if enabled { ON } else { OFF }, Ordering::Relaxed);
 }
 
-/// Whether the kernels handle these tensors: kernels enabled, all on the CPU, all `f32` or all
-/// `f64`.
-pub fn applies_to(tensors: &[&Tensor]) -> bool {
+/// Whether the kernels can run on these tensors: all on the CPU, all `f32` or all `f64`.
+pub fn is_supported(tensors: &[&Tensor]) -> bool {
     let Some(first) = tensors.first() else {
         return false;
     };
-    enabled()
-        && matches!(first.dtype(), DType::F32 | DType::F64)
+    matches!(first.dtype(), DType::F32 | DType::F64)
         && tensors
             .iter()
             .all(|tensor| tensor.device().is_cpu() && tensor.dtype() == first.dtype())
 }
 
+/// Whether callers should use the kernels for these tensors: [`enabled`] and
+/// [`is_supported`].
+pub fn applies_to(tensors: &[&Tensor]) -> bool {
+    enabled() && is_supported(tensors)
+}
+
+/// Whether `elements` elements of work are worth spreading over rayon's threads: only when
+/// there is more than one thread and enough work (about 32k elements) to pay for handing it to
+/// them; otherwise the kernel runs on the calling thread.
+pub(crate) fn worth_parallel(elements: usize) -> bool {
+    elements >= 1 << 15 && rayon::current_num_threads() > 1
+}
+
 /// The floating-point types the kernels are written for (`f32` and `f64`): Candle's element
 /// trait plus the few functions of a real number the kernels need.
-pub trait Real: candle_core::WithDType + num_like::Sealed {
+pub trait Real: candle_core::WithDType + std::ops::Neg<Output = Self> + num_like::Sealed {
     /// e^x.
     fn exp(self) -> Self;
     /// ln x.
@@ -112,6 +123,8 @@ pub trait Real: candle_core::WithDType + num_like::Sealed {
     fn max(self, other: Self) -> Self;
     /// The most negative value (the start of a running maximum).
     const NEG_INFINITY: Self;
+    /// The elements of a CPU storage of this type, writable (for the in-place kernels).
+    fn storage_mut(storage: &mut candle_core::CpuStorage) -> Option<&mut [Self]>;
 }
 
 mod num_like {
@@ -121,7 +134,7 @@ mod num_like {
 }
 
 macro_rules! impl_real {
-    ($ty:ty) => {
+    ($ty:ty, $variant:ident) => {
         impl Real for $ty {
             fn exp(self) -> Self {
                 <$ty>::exp(self)
@@ -139,11 +152,17 @@ macro_rules! impl_real {
                 <$ty>::max(self, other)
             }
             const NEG_INFINITY: Self = <$ty>::NEG_INFINITY;
+            fn storage_mut(storage: &mut candle_core::CpuStorage) -> Option<&mut [Self]> {
+                match storage {
+                    candle_core::CpuStorage::$variant(data) => Some(data),
+                    _ => None,
+                }
+            }
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, F32);
+impl_real!(f64, F64);
 
 /// Runs `$body` with `$T` bound to the element type of `$dtype` (`f32` or `f64`), or returns an
 /// "unsupported dtype" error naming `$op`.

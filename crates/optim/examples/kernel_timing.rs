@@ -1,0 +1,330 @@
+//! How much the fast CPU kernels of `dl_tensor::kernels` save: each layer's forward and
+//! backward pass, the Adam step and a whole training step of the course's CNN (§5.1), timed
+//! with the kernels and with plain Candle operations (`kernels::set_enabled(false)`, what
+//! `DL_PLAIN_CANDLE=1` does).
+//!
+//! ```text
+//! cargo run --release -p dl-optim --example kernel_timing            # everything
+//! cargo run --release -p dl-optim --example kernel_timing -- conv    # names containing "conv"
+//! RAYON_NUM_THREADS=1 cargo run --release -p dl-optim --example kernel_timing
+//! cargo run --release -p dl-optim --example kernel_timing -- --kernels-only conv   # to profile
+//! ```
+//!
+//! The programs' allocator, mimalloc, is used here too. Each line is the median of several runs after one warm-up run; the machine's load average
+//! is printed beside the results, since other programs running at the same time slow every
+//! number down.
+
+use std::time::Instant;
+
+use dl_autograd::Gradients;
+use dl_nn::{
+    cross_entropy, Activation, Conv2d, Conv2dConfig, Layer, Lstm, LstmConfig, MaxPool2d, Mode,
+    Sequential, VarStore,
+};
+use dl_optim::{Adam, AdamConfig, Optimizer};
+use dl_tensor::{kernels, DType, Device, SeededRng, Tensor, Var};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The allocator the training programs use (see `apps/mnist-classifier/src/main.rs`), so that
+/// the timings are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The median of `runs` timings of `work` after one warm-up run, in milliseconds.
+fn median_ms(runs: usize, mut work: impl FnMut() -> Result<()>) -> Result<f64> {
+    work()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        work()?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[runs / 2])
+}
+
+/// The load average of the last minute, from `/proc/loadavg` (empty elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The timed work of a benchmark, run once per timing.
+type Work = Box<dyn FnMut() -> Result<()>>;
+
+/// One benchmark: a name and a function that builds its state and returns the timed work.
+struct Benchmark {
+    name: String,
+    runs: usize,
+    build: Box<dyn Fn() -> Result<Work>>,
+}
+
+fn normal(rng: &mut SeededRng, shape: &[usize]) -> Result<Tensor> {
+    Ok(rng.normal_tensor(shape, 0.0, 1.0, &Device::Cpu)?)
+}
+
+/// A convolution layer's forward and backward pass; `input_gradient` makes the input a
+/// variable (a hidden layer) rather than data (the first layer).
+fn conv_benchmark(
+    batch: usize,
+    image: [usize; 3],
+    filters: usize,
+    config: Conv2dConfig,
+    input_gradient: bool,
+) -> Benchmark {
+    let [channels, height, width] = image;
+    Benchmark {
+        name: format!(
+            "conv {channels}->{filters} k{} s{} p{} on {height}x{width}{}, batch {batch}",
+            config.kernel_size,
+            config.stride,
+            config.padding,
+            if input_gradient { " (+input grad)" } else { "" }
+        ),
+        runs: if batch > 32 { 11 } else { 21 },
+        build: Box::new(move || {
+            let store = VarStore::new(&Device::Cpu, DType::F32, 1);
+            let layer = Conv2d::new(&store.root().sub("conv"), channels, filters, config)?;
+            let input = normal(&mut SeededRng::new(2), &[batch, channels, height, width])?;
+            let input = if input_gradient {
+                Var::from_tensor(&input)?.as_tensor().clone()
+            } else {
+                input
+            };
+            Ok(Box::new(move || {
+                let output = layer.forward(&input, Mode::Train)?;
+                output.sum_all()?.backward()?;
+                Ok(())
+            }))
+        }),
+    }
+}
+
+fn benchmarks() -> Vec<Benchmark> {
+    let mut all = Vec::new();
+    for batch in [32, 128] {
+        all.push(conv_benchmark(
+            batch,
+            [1, 28, 28],
+            32,
+            Conv2dConfig::new(3),
+            false,
+        ));
+    }
+    for batch in [32, 128] {
+        all.push(conv_benchmark(
+            batch,
+            [32, 13, 13],
+            64,
+            Conv2dConfig::new(3).padding(1),
+            true,
+        ));
+    }
+    all.push(conv_benchmark(
+        32,
+        [6, 28, 28],
+        16,
+        Conv2dConfig::new(5).stride(2).padding(2),
+        true,
+    ));
+    for batch in [32, 128] {
+        all.push(Benchmark {
+            name: format!("max-pool 2x2 of 32x26x26, batch {batch}"),
+            runs: 21,
+            build: Box::new(move || {
+                let input =
+                    Var::from_tensor(&normal(&mut SeededRng::new(3), &[batch, 32, 26, 26])?)?;
+                let pool = MaxPool2d::new(2)?;
+                Ok(Box::new(move || {
+                    pool.forward(input.as_tensor(), Mode::Train)?
+                        .sum_all()?
+                        .backward()?;
+                    Ok(())
+                }))
+            }),
+        });
+    }
+    for batch in [32, 128] {
+        all.push(Benchmark {
+            name: format!("cross-entropy of {batch}x10 logits"),
+            runs: 101,
+            build: Box::new(move || {
+                let logits = Var::from_tensor(&normal(&mut SeededRng::new(4), &[batch, 10])?)?;
+                let labels: Vec<u32> = (0..batch as u32).map(|index| index % 10).collect();
+                let labels = Tensor::from_vec(labels, batch, &Device::Cpu)?;
+                Ok(Box::new(move || {
+                    cross_entropy(logits.as_tensor(), &labels)?.backward()?;
+                    Ok(())
+                }))
+            }),
+        });
+    }
+    all.push(Benchmark {
+        name: "LSTM cell step (gates after W_hh h), 32x256".into(),
+        runs: 201,
+        build: Box::new(|| {
+            let mut rng = SeededRng::new(8);
+            let input_part = Var::from_tensor(&normal(&mut rng, &[32, 1024])?)?;
+            let recurrent = Var::from_tensor(&normal(&mut rng, &[32, 1024])?)?;
+            let cell = Var::from_tensor(&normal(&mut rng, &[32, 256])?)?;
+            Ok(Box::new(move || {
+                let (a, r, c) = (
+                    input_part.as_tensor(),
+                    recurrent.as_tensor(),
+                    cell.as_tensor(),
+                );
+                let (new_hidden, new_cell) = if kernels::enabled() {
+                    kernels::lstm_cell::lstm_cell(a, r, c)?
+                } else {
+                    plain_lstm_cell(a, r, c)?
+                };
+                new_hidden.add(&new_cell)?.sum_all()?.backward()?;
+                Ok(())
+            }))
+        }),
+    });
+    all.push(Benchmark {
+        name: "LSTM 64->256, 64 steps, batch 32 (text-gen)".into(),
+        runs: 11,
+        build: Box::new(|| {
+            let store = VarStore::new(&Device::Cpu, DType::F32, 6);
+            let lstm = Lstm::new(&store.root().sub("lstm"), LstmConfig::new(64, 256))?;
+            let input = normal(&mut SeededRng::new(7), &[32, 64, 64])?;
+            Ok(Box::new(move || {
+                lstm.forward(&input, Mode::Train)?.sum_all()?.backward()?;
+                Ok(())
+            }))
+        }),
+    });
+    all.push(Benchmark {
+        name: "Adam step, course CNN (693,962 parameters)".into(),
+        runs: 31,
+        build: Box::new(|| {
+            let (store, model) = course_cnn()?;
+            let (images, labels) = batch_of(32)?;
+            let loss = cross_entropy(&model.forward(&images, Mode::Train)?, &labels)?;
+            let variables = store.trainable_variables();
+            let gradients = Gradients::compute(
+                &loss,
+                variables.iter().map(|(name, var)| (name.as_str(), var)),
+            )?;
+            let mut optimizer = Adam::new(AdamConfig::default())?;
+            Ok(Box::new(move || {
+                optimizer.step(&gradients)?;
+                Ok(())
+            }))
+        }),
+    });
+    for batch in [32, 128] {
+        all.push(Benchmark {
+            name: format!("train step, course CNN, batch {batch}"),
+            runs: if batch > 32 { 11 } else { 21 },
+            build: Box::new(move || {
+                let (store, model) = course_cnn()?;
+                let (images, labels) = batch_of(batch)?;
+                let variables = store.trainable_variables();
+                let mut optimizer = Adam::new(AdamConfig::default())?;
+                Ok(Box::new(move || {
+                    let loss = cross_entropy(&model.forward(&images, Mode::Train)?, &labels)?;
+                    let gradients = Gradients::compute(
+                        &loss,
+                        variables.iter().map(|(name, var)| (name.as_str(), var)),
+                    )?;
+                    optimizer.step(&gradients)?;
+                    Ok(())
+                }))
+            }),
+        });
+    }
+    all
+}
+
+/// dl-nn's plain-Candle LSTM step after the recurrent product (see `Lstm::cell_step`).
+fn plain_lstm_cell(
+    input_part: &Tensor,
+    recurrent: &Tensor,
+    cell: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let size = cell.dim(1)?;
+    let gates = input_part.add(recurrent)?;
+    let sigmoids = candle_nn::ops::sigmoid(&gates)?;
+    let input_gate = sigmoids.narrow(1, 0, size)?;
+    let forget_gate = sigmoids.narrow(1, size, size)?;
+    let candidate = gates.narrow(1, 2 * size, size)?.tanh()?;
+    let output_gate = sigmoids.narrow(1, 3 * size, size)?;
+    let new_cell = forget_gate.mul(cell)?.add(&input_gate.mul(&candidate)?)?;
+    let new_hidden = output_gate.mul(&new_cell.tanh()?)?;
+    Ok((new_hidden, new_cell))
+}
+
+/// The course's CNN: Conv2d(32, 3x3, relu) → MaxPool(2) → Flatten → Dense(128, relu) →
+/// Dense(10).
+fn course_cnn() -> Result<(VarStore, Sequential)> {
+    let store = VarStore::new(&Device::Cpu, DType::F32, 42);
+    let model = Sequential::builder(&store.root(), &[1, 28, 28])
+        .conv2d(32, 3, Activation::Relu)?
+        .max_pool2d(2)?
+        .flatten()?
+        .dense(128, Activation::Relu)?
+        .dense(10, Activation::Softmax)?
+        .build();
+    Ok((store, model))
+}
+
+/// Random images and labels.
+fn batch_of(batch: usize) -> Result<(Tensor, Tensor)> {
+    let mut rng = SeededRng::new(5);
+    let images = rng.uniform_tensor((batch, 1, 28, 28), 0.0, 1.0, &Device::Cpu)?;
+    let labels: Vec<u32> = (0..batch).map(|_| rng.below(10) as u32).collect();
+    Ok((images, Tensor::from_vec(labels, batch, &Device::Cpu)?))
+}
+
+fn main() -> Result<()> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    // `--kernels-only` skips the plain runs (for profiling the kernels).
+    let kernels_only = arguments
+        .iter()
+        .any(|argument| argument == "--kernels-only");
+    let filters: Vec<&String> = arguments
+        .iter()
+        .filter(|argument| !argument.starts_with("--"))
+        .collect();
+    println!(
+        "rayon threads: {}  (set RAYON_NUM_THREADS to change)",
+        dl_tensor::candle_core::utils::get_num_threads()
+    );
+    println!(
+        "{:<58} {:>10} {:>10} {:>8}  load",
+        "median of the forward + backward pass", "plain ms", "kernels ms", "speed-up"
+    );
+    for benchmark in benchmarks() {
+        if !filters.is_empty()
+            && !filters
+                .iter()
+                .any(|filter| benchmark.name.contains(filter.as_str()))
+        {
+            continue;
+        }
+        let mut timings = [0.0; 2];
+        for (timing, enabled) in timings.iter_mut().zip([false, true]) {
+            if kernels_only && !enabled {
+                continue;
+            }
+            kernels::set_enabled(enabled);
+            let work = (benchmark.build)()?;
+            *timing = median_ms(benchmark.runs, work)?;
+        }
+        println!(
+            "{:<58} {:>10.3} {:>10.3} {:>7.1}x  {}",
+            benchmark.name,
+            timings[0],
+            timings[1],
+            timings[0] / timings[1],
+            load_average()
+        );
+    }
+    Ok(())
+}
