@@ -116,7 +116,7 @@ impl CustomOp2 for CrossEntropyOp {
 }
 
 /// The mean cross-entropy of `logits` `(rows, classes)` against integer `labels` `(rows)`, a
-/// scalar: −(1/N) Σₙ log softmax(zₙ)[yₙ].
+/// scalar: −(1/N) Σₙ log softmax(zₙ)\[yₙ\].
 ///
 /// On the CPU with `f32` or `f64` logits the one-pass kernel of this module; elsewhere the same
 /// formula in Candle operations. Fails when a label is outside `0..classes`.

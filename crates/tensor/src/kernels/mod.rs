@@ -10,7 +10,7 @@
 //!
 //! | file | what | used by |
 //! |---|---|---|
-//! | [`conv2d`] | convolution as im2col + matrix product, input gradient only when needed | `dl_nn::Conv2d` |
+//! | [`conv2d`] | convolution as im2col + matrix product, input gradient only when needed, optionally with its ReLU | `dl_nn::Conv2d` (and `Sequential`'s conv + ReLU stages) |
 //! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
 //! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
 //! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
@@ -19,7 +19,10 @@
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
 //! can check them); on a GPU, or in another dtype, the callers use Candle's own operations.
 //! Work is spread over the batch with rayon (the thread pool Candle itself uses), so
-//! `RAYON_NUM_THREADS` limits both.
+//! `RAYON_NUM_THREADS` limits both; small pieces of work stay on the calling thread.
+//!
+//! The functions here (`conv2d::conv2d`, …) always take the fast path when the tensors allow it
+//! (see [`is_supported`]); the switch below is for their callers in `dl-nn` and `dl-optim`.
 //!
 //! # Switching back to plain Candle
 //!
@@ -113,12 +116,8 @@ pub(crate) fn worth_parallel(elements: usize) -> bool {
 pub trait Real: candle_core::WithDType + std::ops::Neg<Output = Self> + num_like::Sealed {
     /// e^x.
     fn exp(self) -> Self;
-    /// ln x.
-    fn ln(self) -> Self;
     /// √x.
     fn sqrt(self) -> Self;
-    /// tanh x.
-    fn tanh(self) -> Self;
     /// The larger of two values (the other one when `self` is NaN).
     fn max(self, other: Self) -> Self;
     /// The most negative value (the start of a running maximum).
@@ -139,14 +138,8 @@ macro_rules! impl_real {
             fn exp(self) -> Self {
                 <$ty>::exp(self)
             }
-            fn ln(self) -> Self {
-                <$ty>::ln(self)
-            }
             fn sqrt(self) -> Self {
                 <$ty>::sqrt(self)
-            }
-            fn tanh(self) -> Self {
-                <$ty>::tanh(self)
             }
             fn max(self, other: Self) -> Self {
                 <$ty>::max(self, other)
