@@ -74,7 +74,7 @@ impl CourseCnn {
 
 /// `cnn_train` at batch 32 and 128, then `cnn_infer` at batch 1000.
 pub fn train_and_infer(bench: &mut Bench) -> Result<()> {
-    let data = bench.images()?.clone();
+    let data = bench.images()?;
     let (images, labels) = (&data.train.images, &data.train.labels);
     let examples = data.train.len();
     let steps = bench.settings.steps;
@@ -121,7 +121,7 @@ pub fn train_and_infer(bench: &mut Bench) -> Result<()> {
 
 /// `cnn_epoch`: `epochs` epochs of training at batch 32, each followed by the test accuracy.
 pub fn epochs(bench: &mut Bench, epochs: usize) -> Result<()> {
-    let data = bench.images()?.clone();
+    let data = bench.images()?;
     let train = first(&data.train, bench.settings.epoch_examples())?;
     let test = first(&data.test, bench.settings.test_examples())?;
     let mut cnn = CourseCnn::new()?;

@@ -3,14 +3,15 @@
 //! Results are paired by workload and setting (the GEMM shape, the batch size, the hidden size,
 //! the epoch); each row shows one metric of both and the ratio first/second, so with our file
 //! first a throughput ratio above 1 means we are faster, and a time ratio above 1 that we are
-//! slower. Lines of unknown workloads are skipped; when a file holds the same result twice (runs
-//! appended to one file), the last one counts.
+//! slower. Lines of unknown workloads are skipped. A file may hold several runs (`>>` appends
+//! one more): a result measured more than once counts with the median of its values, which is
+//! steadier than any one run on a machine shared with other work.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::measure::Measurement;
+use super::measure::{median, Measurement};
 
 /// A metric of a workload: its JSON field, how the tables name it, and which way is better.
 pub struct Metric {
@@ -152,24 +153,40 @@ impl Row {
     }
 }
 
-/// The last result of each (workload, setting), in the order first seen.
-fn keyed(results: &[Measurement]) -> Vec<((String, String), &Measurement)> {
-    let mut keyed: Vec<((String, String), &Measurement)> = Vec::new();
+/// The results of each (workload, setting), in the order first seen.
+fn keyed(results: &[Measurement]) -> Vec<((String, String), Vec<&Measurement>)> {
+    let mut keyed: Vec<((String, String), Vec<&Measurement>)> = Vec::new();
     for measurement in results {
         let (Some(workload), Some(setting)) = (measurement.workload(), setting(measurement)) else {
             continue;
         };
         let key = (workload.to_string(), setting);
         match keyed.iter_mut().find(|(known, _)| *known == key) {
-            Some((_, slot)) => *slot = measurement,
-            None => keyed.push((key, measurement)),
+            Some((_, all)) => all.push(measurement),
+            None => keyed.push((key, vec![measurement])),
         }
     }
     keyed
 }
 
-/// Pairs the results of two runs: a row per metric of every (workload, setting) either has,
-/// in the first run's order and then the second's; peak memory only where both report it.
+/// The median of field `field` over `results` (those that have it), `None` when none has it.
+fn median_of(results: &[&Measurement], field: &str) -> Option<f64> {
+    let mut values: Vec<f64> = results.iter().filter_map(|m| m.number(field)).collect();
+    (!values.is_empty()).then(|| median(&mut values))
+}
+
+/// The most times any one result occurs in `results`: how many runs a file holds.
+pub fn run_count(results: &[Measurement]) -> usize {
+    keyed(results)
+        .iter()
+        .map(|(_, all)| all.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Pairs the results of two files: a row per metric of every (workload, setting) either has,
+/// in the first file's order and then the second's, each value the median over the file's
+/// runs; peak memory only where both report it.
 pub fn compare(first: &[Measurement], second: &[Measurement]) -> Vec<Row> {
     let (first, second) = (keyed(first), keyed(second));
     let mut keys: Vec<&(String, String)> = first.iter().map(|(key, _)| key).collect();
@@ -178,21 +195,25 @@ pub fn compare(first: &[Measurement], second: &[Measurement]) -> Vec<Row> {
             keys.push(key);
         }
     }
-    let find = |results: &[((String, String), &Measurement)], key: &(String, String)| {
+    fn find<'a>(
+        results: &[((String, String), Vec<&'a Measurement>)],
+        key: &(String, String),
+    ) -> Vec<&'a Measurement> {
         results
             .iter()
             .find(|(known, _)| known == key)
-            .map(|(_, measurement)| (*measurement).clone())
-    };
+            .map(|(_, all)| all.clone())
+            .unwrap_or_default()
+    }
     let mut rows = Vec::new();
     for key in keys {
         let (ours, theirs) = (find(&first, key), find(&second, key));
         let kind = workload_kind(&key.0).expect("keyed results have known workloads");
-        let value = |measurement: &Option<Measurement>, field: &str| {
-            measurement.as_ref().and_then(|m| m.number(field))
-        };
         for metric in kind.metrics.iter().chain(std::iter::once(&PEAK_RSS)) {
-            let (a, b) = (value(&ours, metric.field), value(&theirs, metric.field));
+            let (a, b) = (
+                median_of(&ours, metric.field),
+                median_of(&theirs, metric.field),
+            );
             let shown = if metric.field == PEAK_RSS.field {
                 a.is_some() && b.is_some()
             } else {
@@ -336,10 +357,16 @@ pub fn side_by_side(ours: &[Measurement], theirs: &[Measurement]) -> String {
         first_name = format!("{first_name} (1)");
     }
     let rows = compare(ours, theirs);
+    let runs = |results: &[Measurement]| match run_count(results) {
+        0 | 1 => String::new(),
+        count => format!(" (medians of {count} runs)"),
+    };
     format!(
-        "{first_name}: {}\n{second_name}: {}\nratio = {first_name}/{second_name}: above 1 is better for \"higher better\" rows, below 1 for \"lower better\" rows\n\n{}",
+        "{first_name}: {}{}\n{second_name}: {}{}\nratio = {first_name}/{second_name}: above 1 is better for \"higher better\" rows, below 1 for \"lower better\" rows\n\n{}",
         describe(ours),
+        runs(ours),
         describe(theirs),
+        runs(theirs),
         render(&rows, &first_name, &second_name)
     )
 }
@@ -409,13 +436,13 @@ mod tests {
         };
         // 50 / 100 GFLOP/s.
         assert_eq!(find("gemm", "1024x1024x1024", "GFLOP/s").ratio(), Some(0.5));
-        // The second cnn_train batch-32 line replaces the first: 1500 / 2000.
+        // Two cnn_train batch-32 results: their median (1000 + 1500) / 2 against 2000.
         let train = find("cnn_train", "batch 32", "images/s");
-        assert_eq!(train.ratio(), Some(0.75));
+        assert_eq!(train.ratio(), Some(0.625));
         assert!(train.higher_is_better);
         let epoch_time = find("cnn_train", "batch 32", "s/epoch");
         assert!(!epoch_time.higher_is_better);
-        assert_eq!(epoch_time.ratio(), Some(40.0 / 30.0));
+        assert_eq!(epoch_time.ratio(), Some(50.0 / 30.0));
         assert_eq!(
             find("lstm_sample", "hidden 128", "tokens/s").ratio(),
             Some(2.0)
@@ -463,7 +490,7 @@ mod tests {
         let theirs = parse_jsonl(TORCH, "torch").unwrap();
         let text = side_by_side(&ours, &theirs);
         assert!(
-            text.starts_with("candle: candle 0.11.1, 2 threads, release, mnist\npytorch: pytorch 2.5.1+cpu, 2 threads\n"),
+            text.starts_with("candle: candle 0.11.1, 2 threads, release, mnist (medians of 2 runs)\npytorch: pytorch 2.5.1+cpu, 2 threads\n"),
             "{text}"
         );
         let table: Vec<&str> = text

@@ -151,10 +151,30 @@ pub struct ImageData {
     pub test: ImageSet,
 }
 
+/// Where the CNN's images come from.
+#[derive(Debug, Clone, PartialEq)]
+enum ImageSource {
+    /// The data directory holding `mnist/`.
+    Mnist(PathBuf),
+    /// Random images of MNIST's shape.
+    Synthetic,
+}
+
+impl ImageSource {
+    /// The header line's `data` field.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Mnist(_) => "mnist",
+            Self::Synthetic => "synthetic",
+        }
+    }
+}
+
 /// A run in progress: its settings, data, and the results so far.
 pub struct Bench {
     /// How long to measure.
     pub settings: Settings,
+    source: Option<ImageSource>,
     images: Option<ImageData>,
     json: Option<File>,
     results: Vec<Measurement>,
@@ -162,11 +182,17 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// The images of the CNN workloads.
-    pub fn images(&self) -> Result<&ImageData> {
-        self.images
-            .as_ref()
-            .context("internal: image data were not loaded for this workload")
+    /// The images of the CNN workloads, loaded at the first call (so that the workloads before
+    /// it, `gemm` in `all`, report their own peak memory, without MNIST's).
+    pub fn images(&mut self) -> Result<ImageData> {
+        if self.images.is_none() {
+            let source = self
+                .source
+                .as_ref()
+                .context("internal: no image source for this workload")?;
+            self.images = Some(load_images(source, self.settings)?);
+        }
+        Ok(self.images.clone().expect("loaded above"))
     }
 
     /// Records a result: a JSON line on stdout (and in --json's file) and a line on stderr.
@@ -224,11 +250,10 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
         quick: options.quick,
     };
     let needs_images = matches!(what, What::Cnn | What::Epochs { .. } | What::All);
-    let (images, data) = if needs_images {
-        let (images, data) = load_images(&options, settings)?;
-        (Some(images), Some(data))
+    let source = if needs_images {
+        Some(image_source(&options)?)
     } else {
-        (None, None)
+        None
     };
     let json = match &options.json {
         Some(path) => Some(
@@ -239,7 +264,8 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     };
     let mut bench = Bench {
         settings,
-        images,
+        source: source.clone(),
+        images: None,
         json,
         results: Vec::new(),
         peak_rss_mib: 0.0,
@@ -255,8 +281,8 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
                 "release"
             },
         );
-    if let Some(data) = data {
-        header = header.with("data", data);
+    if let Some(source) = &source {
+        header = header.with("data", source.name());
     }
     if settings.quick {
         header = header.with("quick", true);
@@ -332,45 +358,51 @@ fn thread_count(explicit: Option<usize>) -> Result<(usize, String)> {
     ))
 }
 
-/// Loads MNIST from the first data directory that has it, else makes random images. Returns
-/// them and what they are (`mnist` or `synthetic`).
-fn load_images(options: &Options, settings: Settings) -> Result<(ImageData, String)> {
-    if !options.synthetic {
-        let candidates = match &options.data_dir {
-            Some(directory) => vec![directory.clone()],
-            None => {
-                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                vec![resolve_data_dir(None), workspace.join("../shared/datasets")]
-            }
-        };
-        for directory in &candidates {
-            if has_mnist(directory) {
-                eprintln!("data: MNIST from {}", directory.join("mnist").display());
-                let mnist = Mnist::load(directory)
-                    .with_context(|| format!("loading MNIST from {}", directory.display()))?;
-                let images = ImageData {
-                    train: mnist.train,
-                    test: mnist.test,
-                };
-                return Ok((images, "mnist".into()));
-            }
+/// The first data directory with MNIST, or random images (said on stderr) when none has it;
+/// an explicit `--data-dir` without MNIST is an error.
+fn image_source(options: &Options) -> Result<ImageSource> {
+    if options.synthetic {
+        eprintln!("data: random images (--synthetic)");
+        return Ok(ImageSource::Synthetic);
+    }
+    let candidates = match &options.data_dir {
+        Some(directory) => vec![directory.clone()],
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            vec![resolve_data_dir(None), workspace.join("../shared/datasets")]
         }
-        let tried: Vec<String> = candidates
-            .iter()
-            .map(|directory| directory.join("mnist").display().to_string())
-            .collect();
-        if options.data_dir.is_some() {
-            bail!(
-                "MNIST not found in {} (train-images-idx3-ubyte.gz missing); run cargo xtask download-data --data-dir DIR, or pass --synthetic to measure on random images",
-                tried.join(", ")
-            );
-        }
-        eprintln!(
-            "note: MNIST not found in {}; measuring on random images of the same shape instead (speeds hold, test accuracies mean nothing). Run cargo xtask download-data or pass --data-dir for real data.",
+    };
+    if let Some(directory) = candidates.iter().find(|directory| has_mnist(directory)) {
+        eprintln!("data: MNIST from {}", directory.join("mnist").display());
+        return Ok(ImageSource::Mnist(directory.clone()));
+    }
+    let tried: Vec<String> = candidates
+        .iter()
+        .map(|directory| directory.join("mnist").display().to_string())
+        .collect();
+    if options.data_dir.is_some() {
+        bail!(
+            "MNIST not found in {} (train-images-idx3-ubyte.gz missing); run cargo xtask download-data --data-dir DIR, or pass --synthetic to measure on random images",
             tried.join(", ")
         );
-    } else {
-        eprintln!("data: random images (--synthetic)");
+    }
+    eprintln!(
+        "note: MNIST not found in {}; measuring on random images of the same shape instead (speeds hold, test accuracies mean nothing). Run cargo xtask download-data or pass --data-dir for real data.",
+        tried.join(", ")
+    );
+    Ok(ImageSource::Synthetic)
+}
+
+/// Loads MNIST, or makes random images: 60,000 and 10,000 like MNIST, 512 and 1,000 in quick
+/// mode.
+fn load_images(source: &ImageSource, settings: Settings) -> Result<ImageData> {
+    if let ImageSource::Mnist(directory) = source {
+        let mnist = Mnist::load(directory)
+            .with_context(|| format!("loading MNIST from {}", directory.display()))?;
+        return Ok(ImageData {
+            train: mnist.train,
+            test: mnist.test,
+        });
     }
     let (train, test) = if settings.quick {
         (512, 1000)
@@ -386,11 +418,10 @@ fn load_images(options: &Options, settings: Settings) -> Result<(ImageData, Stri
             labels: Tensor::from_vec(labels, count, &Device::Cpu)?,
         })
     };
-    let images = ImageData {
+    Ok(ImageData {
         train: random_set(train)?,
         test: random_set(test)?,
-    };
-    Ok((images, "synthetic".into()))
+    })
 }
 
 /// Whether `directory/mnist` holds the training images, compressed or not.
