@@ -137,10 +137,14 @@ pub struct Row {
     pub metric: &'static str,
     /// Whether a larger value is better.
     pub higher_is_better: bool,
-    /// The first file's value.
+    /// The first file's value (the median over its runs).
     pub first: Option<f64>,
     /// The second file's value.
     pub second: Option<f64>,
+    /// The first file's smallest and largest value, when it holds more than one run.
+    pub first_spread: Option<(f64, f64)>,
+    /// The second file's.
+    pub second_spread: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -169,10 +173,16 @@ fn keyed(results: &[Measurement]) -> Vec<((String, String), Vec<&Measurement>)> 
     keyed
 }
 
-/// The median of field `field` over `results` (those that have it), `None` when none has it.
-fn median_of(results: &[&Measurement], field: &str) -> Option<f64> {
+/// The median of field `field` over `results` (those that have it), `None` when none has it,
+/// and the smallest and largest value when there are several.
+fn median_of(results: &[&Measurement], field: &str) -> (Option<f64>, Option<(f64, f64)>) {
     let mut values: Vec<f64> = results.iter().filter_map(|m| m.number(field)).collect();
-    (!values.is_empty()).then(|| median(&mut values))
+    if values.is_empty() {
+        return (None, None);
+    }
+    let middle = median(&mut values); // sorts
+    let spread = (values.len() > 1).then(|| (values[0], values[values.len() - 1]));
+    (Some(middle), spread)
 }
 
 /// The most times any one result occurs in `results`: how many runs a file holds.
@@ -210,7 +220,7 @@ pub fn compare(first: &[Measurement], second: &[Measurement]) -> Vec<Row> {
         let (ours, theirs) = (find(&first, key), find(&second, key));
         let kind = workload_kind(&key.0).expect("keyed results have known workloads");
         for metric in kind.metrics.iter().chain(std::iter::once(&PEAK_RSS)) {
-            let (a, b) = (
+            let ((a, a_spread), (b, b_spread)) = (
                 median_of(&ours, metric.field),
                 median_of(&theirs, metric.field),
             );
@@ -227,6 +237,8 @@ pub fn compare(first: &[Measurement], second: &[Measurement]) -> Vec<Row> {
                     higher_is_better: metric.higher_is_better,
                     first: a,
                     second: b,
+                    first_spread: a_spread,
+                    second_spread: b_spread,
                 });
             }
         }
@@ -277,7 +289,21 @@ pub fn format_value(value: Option<f64>) -> String {
     }
 }
 
-/// The side-by-side table, `first_name` and `second_name` heading the value columns.
+/// A value, followed by `[smallest, largest]` of its runs when there were several.
+fn with_spread(value: Option<f64>, spread: Option<(f64, f64)>) -> String {
+    match spread {
+        Some((low, high)) => format!(
+            "{} [{}, {}]",
+            format_value(value),
+            format_value(Some(low)),
+            format_value(Some(high))
+        ),
+        None => format_value(value),
+    }
+}
+
+/// The side-by-side table, `first_name` and `second_name` heading the value columns; a value
+/// of several runs is their median followed by `[smallest, largest]`.
 pub fn render(rows: &[Row], first_name: &str, second_name: &str) -> String {
     let ratio_name = format!("{first_name}/{second_name}");
     let header = [
@@ -299,8 +325,8 @@ pub fn render(rows: &[Row], first_name: &str, second_name: &str) -> String {
             row.workload.clone(),
             row.setting.clone(),
             format!("{} {arrow}", row.metric),
-            format_value(row.first),
-            format_value(row.second),
+            with_spread(row.first, row.first_spread),
+            with_spread(row.second, row.second_spread),
             row.ratio()
                 .map_or("-".into(), |ratio| format!("{ratio:.2}")),
         ]);
@@ -359,7 +385,7 @@ pub fn side_by_side(ours: &[Measurement], theirs: &[Measurement]) -> String {
     let rows = compare(ours, theirs);
     let runs = |results: &[Measurement]| match run_count(results) {
         0 | 1 => String::new(),
-        count => format!(" (medians of {count} runs)"),
+        count => format!(" (medians of {count} runs, [smallest, largest])"),
     };
     format!(
         "{first_name}: {}{}\n{second_name}: {}{}\nratio = {first_name}/{second_name}: above 1 is better for \"higher better\" rows, below 1 for \"lower better\" rows\n\n{}",
@@ -439,6 +465,8 @@ mod tests {
         // Two cnn_train batch-32 results: their median (1000 + 1500) / 2 against 2000.
         let train = find("cnn_train", "batch 32", "images/s");
         assert_eq!(train.ratio(), Some(0.625));
+        assert_eq!(train.first_spread, Some((1000.0, 1500.0)));
+        assert_eq!(train.second_spread, None);
         assert!(train.higher_is_better);
         let epoch_time = find("cnn_train", "batch 32", "s/epoch");
         assert!(!epoch_time.higher_is_better);
@@ -490,7 +518,7 @@ mod tests {
         let theirs = parse_jsonl(TORCH, "torch").unwrap();
         let text = side_by_side(&ours, &theirs);
         assert!(
-            text.starts_with("candle: candle 0.11.1, 2 threads, release, mnist (medians of 2 runs)\npytorch: pytorch 2.5.1+cpu, 2 threads\n"),
+            text.starts_with("candle: candle 0.11.1, 2 threads, release, mnist (medians of 2 runs, [smallest, largest])\npytorch: pytorch 2.5.1+cpu, 2 threads\n"),
             "{text}"
         );
         let table: Vec<&str> = text
@@ -504,6 +532,12 @@ mod tests {
             .unwrap();
         assert!(gemm.contains("GFLOP/s (higher better)"), "{gemm}");
         assert!(gemm.ends_with("0.50"), "{gemm}");
+        // Two runs of cnn_train at batch 32: the median, then the smallest and largest.
+        let train = table
+            .iter()
+            .find(|line| line.contains("batch 32") && line.contains("images/s"))
+            .unwrap();
+        assert!(train.contains("1250 [1000, 1500]"), "{train}");
         // Every row is as wide as the header up to its last column.
         let ratio_column = table[0].len();
         assert!(
