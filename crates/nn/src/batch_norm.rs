@@ -6,7 +6,7 @@
 //! unbiased variance for the running value); in evaluation the running averages are used, so a
 //! prediction does not depend on the rest of its batch.
 
-use dl_tensor::{DType, Tensor, Var};
+use dl_tensor::{kernels, DType, Tensor, Var};
 
 use crate::{Init, Layer, Mode, NnError, Path, Result};
 
@@ -87,6 +87,33 @@ impl BatchNorm {
     fn features(&self) -> usize {
         self.weight.dims()[0]
     }
+
+    /// r ← (1 − m)·r + m·batch for the running mean and variance (the batch's variance made
+    /// unbiased, × count/(count − 1), as PyTorch does), and one more batch tracked.
+    fn update_running_statistics(
+        &self,
+        batch_mean: &Tensor,
+        batch_variance: &Tensor,
+        count: usize,
+    ) -> Result<()> {
+        let momentum = self.config.momentum;
+        let unbiased = batch_variance.affine(count as f64 / (count as f64 - 1.0), 0.0)?;
+        let new_mean = self
+            .running_mean
+            .as_tensor()
+            .affine(1.0 - momentum, 0.0)?
+            .add(&batch_mean.affine(momentum, 0.0)?)?;
+        let new_var = self
+            .running_var
+            .as_tensor()
+            .affine(1.0 - momentum, 0.0)?
+            .add(&unbiased.affine(momentum, 0.0)?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)?;
+        let tracked = self.batches_tracked.as_tensor().affine(1.0, 1.0)?;
+        self.batches_tracked.set(&tracked)?;
+        Ok(())
+    }
 }
 
 impl Layer for BatchNorm {
@@ -117,28 +144,28 @@ impl Layer for BatchNorm {
                         "training needs more than one value per channel to estimate a variance (use a batch of at least 2)",
                     ));
                 }
+                let weight = self.weight.as_tensor();
+                let bias = self.bias.as_tensor();
+                if kernels::applies_to(&[input, weight, bias]) {
+                    // One pass each way (dl_tensor::kernels::batch_norm) instead of Candle's
+                    // strided reductions over (N, H, W).
+                    let (output, batch) = kernels::batch_norm::batch_norm_train(
+                        input,
+                        weight,
+                        bias,
+                        self.config.epsilon,
+                    )?;
+                    self.update_running_statistics(&batch.mean, &batch.variance, count)?;
+                    return Ok(output);
+                }
                 let mean = input.mean_keepdim(reduced.as_slice())?;
                 let centred = input.broadcast_sub(&mean)?;
                 let variance = centred.sqr()?.mean_keepdim(reduced.as_slice())?;
-                let momentum = self.config.momentum;
-                let unbiased = variance
-                    .detach()
-                    .affine(count as f64 / (count as f64 - 1.0), 0.0)?
-                    .flatten_all()?;
-                let new_mean = self
-                    .running_mean
-                    .as_tensor()
-                    .affine(1.0 - momentum, 0.0)?
-                    .add(&mean.detach().flatten_all()?.affine(momentum, 0.0)?)?;
-                let new_var = self
-                    .running_var
-                    .as_tensor()
-                    .affine(1.0 - momentum, 0.0)?
-                    .add(&unbiased.affine(momentum, 0.0)?)?;
-                self.running_mean.set(&new_mean)?;
-                self.running_var.set(&new_var)?;
-                let tracked = self.batches_tracked.as_tensor().affine(1.0, 1.0)?;
-                self.batches_tracked.set(&tracked)?;
+                self.update_running_statistics(
+                    &mean.detach().flatten_all()?,
+                    &variance.detach().flatten_all()?,
+                    count,
+                )?;
                 (mean, variance)
             }
             Mode::Eval => (

@@ -14,6 +14,7 @@
 //! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
 //! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
 //! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
+//! | [`batch_norm`] | batch normalisation with the batch's statistics, per-channel sums over contiguous runs | `dl_nn::BatchNorm` in training |
 //! | [`lstm_cell`] | the gate arithmetic of one LSTM time step, forward and backward | `dl_nn::Lstm` |
 //!
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
@@ -41,6 +42,7 @@
 //! `crates/optim/examples/kernel_timing.rs` times each kernel against the plain path.
 
 pub mod adam;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod cross_entropy;
 mod gemm;
