@@ -5,7 +5,7 @@
 //! course's neuron y = f(Σ wᵢxᵢ + b) computed for a whole layer and a whole batch in one matrix
 //! product. The activation f is applied by the model around it (see `Sequential`).
 
-use dl_tensor::{Tensor, Var};
+use dl_tensor::{kernels, Tensor, Var};
 
 use crate::{Init, Layer, Mode, NnError, Path, Result};
 
@@ -115,7 +115,11 @@ impl Layer for Dense {
         let flat = input.reshape((rows, self.in_features()))?;
         let mut output = flat.matmul(&self.weight.as_tensor().t()?)?;
         if let Some(bias) = &self.bias {
-            output = output.broadcast_add(bias.as_tensor())?;
+            output = if kernels::enabled() {
+                kernels::bias::add_bias(&output, bias.as_tensor())?
+            } else {
+                output.broadcast_add(bias.as_tensor())?
+            };
         }
         let mut shape = leading.to_vec();
         shape.push(self.out_features());

@@ -31,8 +31,10 @@
 //!
 //! For speed, the input part W_ih x + b_ih + b_hh of every time step of a layer is computed in
 //! one matrix product over all steps; only the recurrent part W_hh h is left to the step loop.
-//! On the CPU the gate arithmetic of a step (everything after W_hh h) is one operation,
-//! `dl_tensor::kernels::lstm_cell`, instead of about a dozen (unless `DL_PLAIN_CANDLE=1`).
+//! On the CPU (unless `DL_PLAIN_CANDLE=1`) the whole step loop of a layer, forward and
+//! backward through time, is one operation, `dl_tensor::kernels::lstm_sequence`, and a single
+//! [`Lstm::step`]'s gate arithmetic is one operation, `dl_tensor::kernels::lstm_cell`, instead
+//! of about a dozen each.
 
 use dl_tensor::{kernels, DType, Device, Tensor, Var};
 
@@ -275,6 +277,9 @@ impl Lstm {
         }
         self.check_dtype(input, "input")?;
         let state = self.initial_state(initial, batch)?;
+        if kernels::applies_to(&[input, self.layers[0].weight_hh.as_tensor()]) {
+            return self.forward_sequence_fused(input, &state, mode);
+        }
 
         // Time-major inside: (seq_len, batch, features), so that each step reads a contiguous
         // block of the projected inputs.
@@ -304,6 +309,47 @@ impl Lstm {
         let outputs = layer_input.transpose(0, 1)?.contiguous()?;
         Ok((
             outputs,
+            LstmState {
+                hidden: Tensor::stack(&final_hidden, 0)?,
+                cell: Tensor::stack(&final_cell, 0)?,
+            },
+        ))
+    }
+
+    /// [`Lstm::forward_sequence`] with each layer's whole sequence in one operation,
+    /// `dl_tensor::kernels::lstm_sequence` (CPU, `f32` or `f64`), batch-first throughout.
+    fn forward_sequence_fused(
+        &self,
+        input: &Tensor,
+        state: &LstmState,
+        mode: Mode,
+    ) -> Result<(Tensor, LstmState)> {
+        let (batch, seq_len, _) = input.dims3()?;
+        let size = self.config.hidden_size;
+        let mut layer_input = input.clone();
+        let mut final_hidden = Vec::with_capacity(self.layers.len());
+        let mut final_cell = Vec::with_capacity(self.layers.len());
+        for (index, weights) in self.layers.iter().enumerate() {
+            if index > 0 {
+                layer_input = self.dropout.forward(&layer_input, mode)?;
+            }
+            let features = layer_input.dim(2)?;
+            let projected =
+                input_projection(weights, &layer_input.reshape((batch * seq_len, features))?)?
+                    .reshape((batch, seq_len, 4 * size))?;
+            let initial = Tensor::cat(&[state.hidden.get(index)?, state.cell.get(index)?], 1)?;
+            let states = kernels::lstm_sequence::lstm_sequence(
+                &projected,
+                weights.weight_hh.as_tensor(),
+                &initial,
+            )?;
+            let last = states.narrow(1, seq_len - 1, 1)?.squeeze(1)?;
+            final_hidden.push(last.narrow(1, 0, size)?);
+            final_cell.push(last.narrow(1, size, size)?);
+            layer_input = states.narrow(2, 0, size)?.contiguous()?;
+        }
+        Ok((
+            layer_input,
             LstmState {
                 hidden: Tensor::stack(&final_hidden, 0)?,
                 cell: Tensor::stack(&final_cell, 0)?,
@@ -449,9 +495,12 @@ fn input_projection(weights: &LayerWeights, input: &Tensor) -> Result<Tensor> {
         .bias_ih
         .as_tensor()
         .add(weights.bias_hh.as_tensor())?;
-    Ok(input
-        .matmul(&weights.weight_ih.as_tensor().t()?)?
-        .broadcast_add(&bias)?)
+    let product = input.matmul(&weights.weight_ih.as_tensor().t()?)?;
+    if kernels::enabled() {
+        Ok(kernels::bias::add_bias(&product, &bias)?)
+    } else {
+        Ok(product.broadcast_add(&bias)?)
+    }
 }
 
 impl Layer for Lstm {

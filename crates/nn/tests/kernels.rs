@@ -673,3 +673,46 @@ fn lstm_cell_gradients_match_finite_differences() -> Result {
         },
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// bias
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn add_bias_matches_broadcast_add_and_its_gradients() -> Result {
+    // (rows, columns) from one row to many blocks of rows, and a 3-d input.
+    let shapes: [&[usize]; 5] = [&[1, 1], &[3, 5], &[200, 7], &[3200, 65], &[4, 9, 6]];
+    for (case, shape) in shapes.into_iter().enumerate() {
+        let seed = 500 + 10 * case as u64;
+        let columns = *shape.last().expect("a last dimension");
+        let input = Var::from_tensor(&normal(shape, seed, DType::F64)?)?;
+        let bias = Var::from_tensor(&normal(&[columns], seed + 1, DType::F64)?)?;
+        let expected = input.as_tensor().broadcast_add(bias.as_tensor())?;
+        let expected_grads = gradients_of(&expected, &[&input, &bias], seed)?;
+        for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
+            let what = format!("add_bias {shape:?} {dtype:?}");
+            let x = Var::from_tensor(&input.as_tensor().to_dtype(dtype)?)?;
+            let b = Var::from_tensor(&bias.as_tensor().to_dtype(dtype)?)?;
+            let output = dl_tensor::kernels::bias::add_bias(x.as_tensor(), b.as_tensor())?;
+            assert_close(&output, &expected, tolerance, &what)?;
+            let grads = gradients_of(&output, &[&x, &b], seed)?;
+            assert_close(
+                &grads[0],
+                &expected_grads[0],
+                tolerance,
+                &format!("{what} ∂L/∂x"),
+            )?;
+            assert_close(
+                &grads[1],
+                &expected_grads[1],
+                tolerance,
+                &format!("{what} ∂L/∂b"),
+            )?;
+        }
+    }
+    let input = Tensor::ones((2, 3), DType::F32, &Device::Cpu)?;
+    let wrong = Tensor::ones(4, DType::F32, &Device::Cpu)?;
+    let error = dl_tensor::kernels::bias::add_bias(&input, &wrong).unwrap_err();
+    assert!(error.to_string().contains("last dimension"), "{error}");
+    Ok(())
+}

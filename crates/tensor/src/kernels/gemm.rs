@@ -39,6 +39,18 @@ impl<'a, T> MatrixRef<'a, T> {
         }
     }
 
+    /// The `rows` x `columns` matrix whose row i starts at `data[i·row_stride]` (rows spaced
+    /// apart in a larger array, such as one time step of every sequence of a batch).
+    pub(crate) fn strided(data: &'a [T], rows: usize, columns: usize, row_stride: usize) -> Self {
+        Self {
+            data,
+            rows,
+            columns,
+            row_stride,
+            column_stride: 1,
+        }
+    }
+
     /// The transpose, reading the same elements (no copy).
     pub(crate) fn t(self) -> Self {
         Self {

@@ -28,22 +28,9 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use super::gate_math;
 use super::slices::{row_major, tensor_from, with_row_major};
 use super::{dispatch_real, worth_parallel, Real};
-
-/// σ(x) = 1 / (1 + e^(−x)).
-fn sigmoid<T: Real>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
-}
-
-/// tanh x = 1 − 2 / (e^(2x) + 1): one exponential, several times faster than the C library's
-/// `tanh` (which calls `expm1`); near 0 it loses relative but not absolute precision (the error
-/// stays within a few units of the last place of 1, about 1e-7 in f32), which is all an LSTM's
-/// products can see. ±∞ and large |x| give ±1.
-fn tanh<T: Real>(x: T) -> T {
-    let two = T::one() + T::one();
-    T::one() - two / ((two * x).exp() + T::one())
-}
 
 /// One row of the forward pass: ((((h' | c', saved), input part), recurrent part), cell).
 type RowIn<'a, T> = ((((&'a mut [T], &'a mut [T]), &'a [T]), &'a [T]), &'a [T]);
@@ -80,19 +67,13 @@ impl LstmCellOp {
         let mut output = vec![T::zero(); cell.len() * 2];
         let mut activations = vec![T::zero(); cell.len() * SAVED];
         let row = |((((output, saved), input_part), recurrent_part), cell): RowIn<'_, T>| {
+            let gates: Vec<T> = input_part
+                .iter()
+                .zip(recurrent_part)
+                .map(|(&a, &b)| a + b)
+                .collect();
             let (new_hidden, new_cell) = output.split_at_mut(h);
-            for k in 0..h {
-                let gate = |block: usize| input_part[block * h + k] + recurrent_part[block * h + k];
-                let (i, f) = (sigmoid(gate(0)), sigmoid(gate(1)));
-                let (g, o) = (tanh(gate(2)), sigmoid(gate(3)));
-                let c = f * cell[k] + i * g;
-                let tanh_cell = tanh(c);
-                new_cell[k] = c;
-                new_hidden[k] = o * tanh_cell;
-                for (block, value) in [i, f, g, o, tanh_cell].into_iter().enumerate() {
-                    saved[block * h + k] = value;
-                }
-            }
+            gate_math::forward_row(&gates, cell, new_hidden, new_cell, saved);
         };
         if worth_parallel(cell.len()) {
             output
@@ -125,18 +106,16 @@ impl LstmCellOp {
         let h = self.hidden;
         let mut gates_grad = vec![T::zero(); cell.len() * 4];
         let mut cell_grad = vec![T::zero(); cell.len()];
-        let one = T::one();
         let row = |((((gates_grad, cell_grad), saved), cell), output_grad): RowGrad<'_, T>| {
-            for k in 0..h {
-                let [i, f, g, o, tanh_cell] = std::array::from_fn(|block| saved[block * h + k]);
-                let (hidden_grad, new_cell_grad) = (output_grad[k], output_grad[h + k]);
-                let delta = new_cell_grad + hidden_grad * o * (one - tanh_cell * tanh_cell);
-                gates_grad[k] = delta * g * i * (one - i);
-                gates_grad[h + k] = delta * cell[k] * f * (one - f);
-                gates_grad[2 * h + k] = delta * i * (one - g * g);
-                gates_grad[3 * h + k] = hidden_grad * tanh_cell * o * (one - o);
-                cell_grad[k] = delta * f;
-            }
+            let (hidden_grad, new_cell_grad) = output_grad.split_at(h);
+            gate_math::backward_row(
+                saved,
+                cell,
+                hidden_grad,
+                new_cell_grad,
+                gates_grad,
+                cell_grad,
+            );
         };
         if worth_parallel(cell.len()) {
             gates_grad
