@@ -14,6 +14,11 @@ pub struct Cli {
     /// What to do; without one, trains the course's CNN with the course's settings.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// CPU threads for matrix products and kernels (default: $RAYON_NUM_THREADS, else the
+    /// physical cores); Candle's element-wise operations use $CANDLE_NUM_THREADS, else 1 (see
+    /// dl_tensor::threads).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(usize))]
+    pub threads: Option<usize>,
 }
 
 /// The subcommands.

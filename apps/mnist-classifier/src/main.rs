@@ -24,7 +24,10 @@ use cli::{Cli, Command, TrainArgs};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    if let Err(error) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Before any tensor operation starts a thread pool.
+    dl_tensor::threads::configure(cli.threads);
+    if let Err(error) = run(cli) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

@@ -32,9 +32,9 @@ pub struct Cli {
     /// The training settings when no subcommand is given.
     #[command(flatten)]
     pub train: TrainArgs,
-    /// CPU threads for Candle's tensor operations (default: $RAYON_NUM_THREADS, else 1). This
-    /// model's matrices are small: on a 2-core machine Candle's thread pool waited more than it
-    /// computed, and one thread trained faster than two.
+    /// CPU threads for matrix products and kernels (default: $RAYON_NUM_THREADS, else the
+    /// physical cores); Candle's element-wise operations use $CANDLE_NUM_THREADS, else 1 (see
+    /// dl_tensor::threads).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 }

@@ -26,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
-    set_threads(cli.threads);
+    dl_tensor::threads::configure(cli.threads);
     if let Err(error) = run(cli) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
@@ -43,16 +43,5 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(arguments)) => train::run(&arguments),
         Some(Command::Generate(arguments)) => generate::run(&arguments),
         Some(Command::Perplexity(arguments)) => perplexity::run(&arguments),
-    }
-}
-
-/// Candle reads its CPU thread count from `RAYON_NUM_THREADS` when it first computes; set it
-/// before anything runs: `--threads`, else the variable as given, else 1.
-fn set_threads(threads: Option<usize>) {
-    let variable = "RAYON_NUM_THREADS";
-    match threads {
-        Some(threads) => std::env::set_var(variable, threads.max(1).to_string()),
-        None if std::env::var_os(variable).is_none() => std::env::set_var(variable, "1"),
-        None => {}
     }
 }

@@ -29,12 +29,12 @@
 //! k > 0 reads the hidden states of layer k − 1, with optional dropout between layers during
 //! training.
 //!
-//! For speed, the input part W_ih x + b_ih + b_hh of every time step of a layer is computed in
-//! one matrix product over all steps; only the recurrent part W_hh h is left to the step loop.
-//! On the CPU (unless `DL_PLAIN_CANDLE=1`) the whole step loop of a layer, forward and
-//! backward through time, is one operation, `dl_tensor::kernels::lstm_sequence`, and a single
-//! [`Lstm::step`]'s gate arithmetic is one operation, `dl_tensor::kernels::lstm_cell`, instead
-//! of about a dozen each.
+//! For speed, on the CPU (unless `DL_PLAIN_CANDLE=1`) each layer's whole sequence is one
+//! operation, `dl_tensor::kernels::lstm_sequence`: the input part W_ih x + b_ih + b_hh of every
+//! step in one matrix product, then the step loop and backpropagation through time without a
+//! tensor per step. Elsewhere the input part is still one product over all steps and each step
+//! is a few Candle operations. A single [`Lstm::step`] (generation) uses
+//! `dl_tensor::kernels::lstm_cell` for its gate arithmetic.
 
 use dl_tensor::{kernels, DType, Device, Tensor, Var};
 
@@ -324,8 +324,7 @@ impl Lstm {
         state: &LstmState,
         mode: Mode,
     ) -> Result<(Tensor, LstmState)> {
-        let (batch, seq_len, _) = input.dims3()?;
-        let size = self.config.hidden_size;
+        let seq_len = input.dim(1)?;
         let mut layer_input = input.clone();
         let mut final_hidden = Vec::with_capacity(self.layers.len());
         let mut final_cell = Vec::with_capacity(self.layers.len());
@@ -333,20 +332,23 @@ impl Lstm {
             if index > 0 {
                 layer_input = self.dropout.forward(&layer_input, mode)?;
             }
-            let features = layer_input.dim(2)?;
-            let projected =
-                input_projection(weights, &layer_input.reshape((batch * seq_len, features))?)?
-                    .reshape((batch, seq_len, 4 * size))?;
+            let bias = weights
+                .bias_ih
+                .as_tensor()
+                .add(weights.bias_hh.as_tensor())?;
             let initial = Tensor::cat(&[state.hidden.get(index)?, state.cell.get(index)?], 1)?;
+            // (2, batch, seq_len, H): every step's hidden state, then every step's cell state.
             let states = kernels::lstm_sequence::lstm_sequence(
-                &projected,
+                &layer_input,
+                weights.weight_ih.as_tensor(),
                 weights.weight_hh.as_tensor(),
+                &bias,
                 &initial,
             )?;
-            let last = states.narrow(1, seq_len - 1, 1)?.squeeze(1)?;
-            final_hidden.push(last.narrow(1, 0, size)?);
-            final_cell.push(last.narrow(1, size, size)?);
-            layer_input = states.narrow(2, 0, size)?.contiguous()?;
+            let last = states.narrow(2, seq_len - 1, 1)?.squeeze(2)?;
+            final_hidden.push(last.get(0)?);
+            final_cell.push(last.get(1)?);
+            layer_input = states.get(0)?;
         }
         Ok((
             layer_input,

@@ -21,6 +21,7 @@ mod error;
 mod helpers;
 pub mod kernels;
 mod rng;
+pub mod threads;
 
 pub use candle_core;
 pub use candle_core::{DType, Device, IndexOp, Module, ModuleT, Shape, Tensor, Var, D};

@@ -79,8 +79,9 @@ struct Options {
     /// MNIST the CNN is measured on random images (said on stderr and in the header line).
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// Threads for Candle; default CANDLE_NUM_THREADS, else RAYON_NUM_THREADS, else the
-    /// number of physical cores.
+    /// Compute threads (matrix products and kernels); default RAYON_NUM_THREADS, else the
+    /// physical cores. Candle's element-wise pool follows CANDLE_NUM_THREADS, else 1 (see
+    /// dl_tensor::threads).
     #[arg(long, value_name = "N", global = true)]
     threads: Option<usize>,
     /// Also write the JSON lines to FILE.
@@ -234,12 +235,13 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     if cfg!(debug_assertions) && !options.no_release {
         return rerun_in_release();
     }
-    let (threads, source) = thread_count(options.threads)?;
-    // Before any Candle operation creates a thread pool: both variables, so that Candle's own
-    // pool and Rayon's global one (used by the matrix products) agree.
-    std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    eprintln!("threads: {threads} ({source})");
+    if options.threads == Some(0) {
+        bail!("--threads 0: use at least 1");
+    }
+    // Before any Candle operation starts a thread pool (see dl_tensor::threads).
+    let plan = dl_tensor::threads::configure(options.threads);
+    let threads = plan.compute_threads;
+    eprintln!("threads: {plan}");
 
     let settings = Settings {
         steps: if options.quick {
@@ -333,29 +335,6 @@ fn rerun_in_release() -> Result<()> {
         .status()
         .context("cannot run cargo to build the release xtask")?;
     std::process::exit(status.code().unwrap_or(1));
-}
-
-/// The thread count to use and where it came from.
-fn thread_count(explicit: Option<usize>) -> Result<(usize, String)> {
-    if let Some(threads) = explicit {
-        if threads == 0 {
-            bail!("--threads 0: use at least 1");
-        }
-        return Ok((threads, "--threads".into()));
-    }
-    for variable in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if let Some(threads) = std::env::var(variable)
-            .ok()
-            .and_then(|value| value.trim().parse::<usize>().ok())
-            .filter(|&threads| threads > 0)
-        {
-            return Ok((threads, format!("from {variable}")));
-        }
-    }
-    Ok((
-        dl_tensor::candle_core::utils::get_num_threads(),
-        "Candle's default, the physical cores; set --threads to choose".into(),
-    ))
 }
 
 /// The first data directory with MNIST, or random images (said on stderr) when none has it;

@@ -25,7 +25,7 @@ struct AddBiasOp {
 }
 
 /// Σ over the rows of `values` (rows of `columns`), per column.
-fn column_sums<T: Real>(values: &[T], columns: usize) -> Vec<T> {
+pub(crate) fn column_sums<T: Real>(values: &[T], columns: usize) -> Vec<T> {
     let block_sums = |block: &[T]| -> Vec<f64> {
         let mut sums = vec![T::zero(); columns];
         for row in block.chunks_exact(columns) {

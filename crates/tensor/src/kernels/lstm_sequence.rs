@@ -1,28 +1,31 @@
 //! A whole LSTM layer over a sequence (course §5.2) as one operation, forward and backward
-//! through time: from the input parts of the gate pre-activations of every step,
-//! a_t = W_ih x_t + b_ih + b_hh (computed outside in one matrix product over all steps), the
-//! recurrent weights W_hh and the initial state (h₀, c₀), each step computes
+//! through time. From the inputs x_t of every step, the weights W_ih, W_hh, the bias
+//! b = b_ih + b_hh and the initial state (h₀, c₀):
 //!
 //! ```text
-//! a = a_t + W_hh h_{t−1}          (one matrix product per step, into a reused buffer)
+//! A = X W_ihᵀ + b                  (all steps of all sequences in one matrix product)
+//! a = A_t + W_hh h_{t−1}            (one small product per step, into a reused buffer)
 //! i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)
-//! c_t = f ⊙ c_{t−1} + i ⊙ g       h_t = o ⊙ tanh(c_t)
+//! c_t = f ⊙ c_{t−1} + i ⊙ g         h_t = o ⊙ tanh(c_t)
 //! ```
 //!
-//! and backward through time goes from the last step to the first with the formulas of
-//! [`super::lstm_cell`], carrying ∂L/∂h_{t−1} = ∂L/∂h_{t−1}(from the output) + W_hhᵀ ∂L/∂a_t and
-//! ∂L/∂c_{t−1} = δc ⊙ f. The gradient of W_hh, Σ_t ∂L/∂a_tᵀ h_{t−1}, is one large matrix product
-//! after the loop instead of one small one per step.
+//! Backward goes from the last step to the first with the formulas of `gate_math`, carrying
+//! ∂L/∂h_{t−1} = (from the output) + W_hhᵀ ∂L/∂a_t and ∂L/∂c_{t−1} = δc ⊙ f. The gradients of
+//! the weights, ∂L/∂W_hh = Σ_t ∂L/∂a_tᵀ h_{t−1}, ∂L/∂W_ih = ∂L/∂Aᵀ X and ∂L/∂b = Σ ∂L/∂A, and
+//! that of the input, ∂L/∂X = ∂L/∂A W_ih, are each one large matrix product (or sum) after the
+//! loop instead of one small one per step.
 //!
-//! Why: written with tensor operations, a step is a matrix product, a cell operation, and the
-//! bookkeeping of several tensors, forward and backward, about 30 µs each whatever their size;
-//! a 100-step sequence then costs milliseconds of overhead before any arithmetic. Here a step
-//! allocates nothing. The sequences of a batch are independent, so the batch is split into one
-//! block of rows per thread, and each thread runs the whole sequence for its rows without
-//! waiting for the others.
+//! Why one operation: written with tensor operations, a step is a matrix product, a cell
+//! operation and the bookkeeping of several tensors, forward and backward, about 30 µs each
+//! whatever their size. And Candle's backpropagation adds every gradient it passes on into a
+//! freshly zeroed tensor of the same size, so each intermediate (B, T, 4H) tensor between the
+//! input projection and the recurrence would cost two extra passes over megabytes. Here a step
+//! allocates nothing and the pre-activations never become a tensor. The sequences of a batch
+//! are independent, so the batch is split into one block of rows per thread, and each thread
+//! runs the whole sequence for its rows without waiting for the others.
 //!
-//! Layout: batch-first, `(batch, steps, 4H)` in and `(batch, steps, 2H)` out (h_t in the first
-//! H columns, c_t in the last H), so that each thread's rows are one contiguous block.
+//! The result is `(2, batch, steps, H)`: the hidden states h_t at index 0, the cell states c_t
+//! at index 1, so that the hidden states are one contiguous `(batch, steps, H)` block.
 
 use std::sync::OnceLock;
 
@@ -30,6 +33,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use super::bias::column_sums;
 use super::gate_math;
 use super::gemm::{matmul_into, MatrixRef};
 use super::slices::{row_major, tensor_from, with_row_major};
@@ -43,15 +47,35 @@ const SAVED: usize = 5;
 struct Sizes {
     batch: usize,
     steps: usize,
+    features: usize,
     hidden: usize,
 }
 
 impl Sizes {
+    /// Columns of the packed parameters [W_ih | W_hh | b]: F + H + 1.
+    fn packed_columns(&self) -> usize {
+        self.features + self.hidden + 1
+    }
+
+    /// W_ih (4H, F) and W_hh (4H, H) as views of the packed parameters.
+    fn weights<'a, T>(&self, packed: &'a [T]) -> (MatrixRef<'a, T>, MatrixRef<'a, T>) {
+        let (f, h, stride) = (self.features, self.hidden, self.packed_columns());
+        (
+            MatrixRef::strided(packed, 4 * h, f, stride),
+            MatrixRef::strided(&packed[f..], 4 * h, h, stride),
+        )
+    }
+
+    /// Rows of all sequences and steps, B·T.
+    fn positions(&self) -> usize {
+        self.batch * self.steps
+    }
+
     /// How many rows of the batch each thread takes: all of them on one thread, else an even
     /// share.
     fn rows_per_block(&self) -> usize {
         let threads = rayon::current_num_threads();
-        if threads > 1 && worth_parallel(self.batch * self.steps * 4 * self.hidden) {
+        if threads > 1 && worth_parallel(self.positions() * 4 * self.hidden) {
             self.batch.div_ceil(threads.min(self.batch)).max(1)
         } else {
             self.batch.max(1)
@@ -59,146 +83,186 @@ impl Sizes {
     }
 }
 
-/// The custom op on (input parts (B, T, 4H), W_hh (4H, H), initial state h₀ | c₀ (B, 2H)).
+/// The custom op on (x (B, T, F), [W_ih | W_hh | b] (4H, F + H + 1), h₀ | c₀ (B, 2H)).
 struct LstmSequenceOp {
     sizes: Sizes,
     /// i, f, g, o, tanh c_t of every row and step, (B, T, 5H), saved by the forward pass.
     activations: OnceLock<CpuStorage>,
 }
 
-/// One block of rows, forward: (output rows, saved rows, input-part rows, initial rows).
-type ForwardBlock<'a, T> = (((&'a mut [T], &'a mut [T]), &'a [T]), &'a [T]);
+/// One block of rows, forward: ((((h rows, c rows), saved rows), pre-activation rows), initial
+/// rows).
+type ForwardBlock<'a, T> = (
+    (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]),
+    &'a [T],
+);
 
-/// One block of rows, backward: ((((∂L/∂a rows, ∂L/∂(h₀|c₀) rows), saved), outputs), initial),
-/// and the output gradient rows.
+/// What the forward pass read and wrote, for the backward pass.
+#[derive(Clone, Copy)]
+struct Recorded<'a, T> {
+    input: &'a [T],
+    packed: &'a [T],
+    initial: &'a [T],
+    /// The op's result: h_t then c_t of every row and step.
+    states: &'a [T],
+    /// The activations saved per row and step.
+    saved: &'a [T],
+}
+
+/// One block of rows, backward: ((((((∂L/∂A, ∂L/∂(h₀|c₀)), saved), c), initial), ∂L/∂h), ∂L/∂c).
 type BackwardBlock<'a, T> = (
-    ((((&'a mut [T], &'a mut [T]), &'a [T]), &'a [T]), &'a [T]),
+    (
+        ((((&'a mut [T], &'a mut [T]), &'a [T]), &'a [T]), &'a [T]),
+        &'a [T],
+    ),
     &'a [T],
 );
 
 impl LstmSequenceOp {
-    /// (h_t | c_t for every row and step, the saved activations).
-    fn forward<T: Real>(
-        &self,
-        input_parts: &[T],
-        weight_hh: &[T],
-        initial: &[T],
-    ) -> (Vec<T>, Vec<T>) {
-        let Sizes {
-            batch,
-            steps,
-            hidden: h,
-        } = self.sizes;
+    /// (h_t of every row and step followed by c_t of every row and step, the saved
+    /// activations).
+    fn forward<T: Real>(&self, input: &[T], packed: &[T], initial: &[T]) -> (Vec<T>, Vec<T>) {
+        let sizes = self.sizes;
+        let (steps, h) = (sizes.steps, sizes.hidden);
+        let (weight_ih, _) = sizes.weights(packed);
+        // A = X W_ihᵀ + b over every row and step: start from b, add the product.
+        let bias: Vec<T> = (0..4 * h)
+            .map(|gate| packed[gate * sizes.packed_columns() + sizes.features + h])
+            .collect();
+        let mut pre_activations = Vec::with_capacity(sizes.positions() * 4 * h);
+        for _ in 0..sizes.positions() {
+            pre_activations.extend_from_slice(&bias);
+        }
+        matmul_into(
+            &mut pre_activations,
+            MatrixRef::row_major(input, sizes.positions(), sizes.features),
+            weight_ih.t(),
+            true,
+            rayon::current_num_threads(),
+        );
         // W_hhᵀ (H, 4H), row-major, so that each step's product reads its rows in order.
-        let mut weight_t = vec![T::zero(); weight_hh.len()];
-        for (row, values) in weight_hh.chunks_exact(h).enumerate() {
-            for (column, &value) in values.iter().enumerate() {
-                weight_t[column * 4 * h + row] = value;
+        let offset = sizes.features;
+        let mut weight_t = vec![T::zero(); 4 * h * h];
+        for gate in 0..4 * h {
+            let row = &packed[gate * sizes.packed_columns() + offset..][..h];
+            for (k, &value) in row.iter().enumerate() {
+                weight_t[k * 4 * h + gate] = value;
             }
         }
         let weight_t = MatrixRef::row_major(&weight_t, h, 4 * h);
-        let mut output = vec![T::zero(); batch * steps * 2 * h];
-        let mut saved = vec![T::zero(); batch * steps * SAVED * h];
-        let block = |(((output, saved), input_parts), initial): ForwardBlock<'_, T>| {
+
+        let mut states = vec![T::zero(); 2 * sizes.positions() * h];
+        let mut saved = vec![T::zero(); sizes.positions() * SAVED * h];
+        let block = |((((hidden, cell), saved), pre_activations), initial): ForwardBlock<'_, T>| {
             let rows = initial.len() / (2 * h);
             let mut gates = vec![T::zero(); rows * 4 * h];
             for t in 0..steps {
                 for (row, gate_row) in gates.chunks_exact_mut(4 * h).enumerate() {
                     let start = (row * steps + t) * 4 * h;
-                    gate_row.copy_from_slice(&input_parts[start..start + 4 * h]);
+                    gate_row.copy_from_slice(&pre_activations[start..start + 4 * h]);
                 }
                 // h_{t−1} of every row: the initial state, or the previous step's outputs.
                 let previous_hidden = if t == 0 {
                     MatrixRef::strided(initial, rows, h, 2 * h)
                 } else {
-                    MatrixRef::strided(&output[(t - 1) * 2 * h..], rows, h, steps * 2 * h)
+                    MatrixRef::strided(&hidden[(t - 1) * h..], rows, h, steps * h)
                 };
                 matmul_into(&mut gates, previous_hidden, weight_t, true, 1);
                 for (row, gate_row) in gates.chunks_exact(4 * h).enumerate() {
                     let position = row * steps + t;
-                    let (before, current) = output.split_at_mut(position * 2 * h);
+                    let (before, current) = cell.split_at_mut(position * h);
                     let previous_cell = if t == 0 {
                         &initial[row * 2 * h + h..(row + 1) * 2 * h]
                     } else {
-                        &before[(position - 1) * 2 * h + h..]
+                        &before[(position - 1) * h..]
                     };
-                    let (new_hidden, new_cell) = current[..2 * h].split_at_mut(h);
                     gate_math::forward_row(
                         gate_row,
                         previous_cell,
-                        new_hidden,
-                        new_cell,
+                        &mut hidden[position * h..(position + 1) * h],
+                        &mut current[..h],
                         &mut saved[position * SAVED * h..(position + 1) * SAVED * h],
                     );
                 }
             }
         };
-        let rows = self.sizes.rows_per_block();
-        if rows < batch {
-            output
-                .par_chunks_mut(rows * steps * 2 * h)
+        let rows = sizes.rows_per_block();
+        let (hidden, cell) = states.split_at_mut(sizes.positions() * h);
+        if rows < sizes.batch {
+            hidden
+                .par_chunks_mut(rows * steps * h)
+                .zip(cell.par_chunks_mut(rows * steps * h))
                 .zip(saved.par_chunks_mut(rows * steps * SAVED * h))
-                .zip(input_parts.par_chunks(rows * steps * 4 * h))
+                .zip(pre_activations.par_chunks(rows * steps * 4 * h))
                 .zip(initial.par_chunks(rows * 2 * h))
                 .for_each(block);
         } else {
-            block((((&mut output, &mut saved), input_parts), initial));
+            block(((((hidden, cell), &mut saved), &pre_activations), initial));
         }
-        (output, saved)
+        (states, saved)
     }
 
-    /// (∂L/∂input parts (B, T, 4H), ∂L/∂W_hh (4H, H), ∂L/∂(h₀ | c₀) (B, 2H)).
+    /// (∂L/∂x (B, T, F), ∂L/∂[W_ih | W_hh | b] (4H, F + H + 1), ∂L/∂(h₀ | c₀) (B, 2H)); the
+    /// input's gradient only when `input_grad` is true.
     fn backward<T: Real>(
         &self,
-        saved: &[T],
-        output: &[T],
-        weight_hh: &[T],
-        initial: &[T],
-        output_grad: &[T],
-    ) -> (Vec<T>, Vec<T>, Vec<T>) {
-        let Sizes {
-            batch,
-            steps,
-            hidden: h,
-        } = self.sizes;
-        let weight = MatrixRef::row_major(weight_hh, 4 * h, h);
-        let mut gates_grad = vec![T::zero(); batch * steps * 4 * h];
-        let mut initial_grad = vec![T::zero(); batch * 2 * h];
-        let block = |(((((gates_grad, initial_grad), saved), output), initial), output_grad): BackwardBlock<'_, T>| {
+        forward: Recorded<'_, T>,
+        states_grad: &[T],
+        input_grad: bool,
+    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let Recorded {
+            input,
+            packed,
+            initial,
+            states,
+            saved,
+        } = forward;
+        let sizes = self.sizes;
+        let (steps, h) = (sizes.steps, sizes.hidden);
+        let (weight_ih, weight_hh) = sizes.weights(packed);
+        let (hidden, cell) = states.split_at(sizes.positions() * h);
+        let (hidden_grad, cell_grad) = states_grad.split_at(sizes.positions() * h);
+        let mut gates_grad = vec![T::zero(); sizes.positions() * 4 * h];
+        let mut initial_grad = vec![T::zero(); sizes.batch * 2 * h];
+        let block = |(
+            (((((gates_grad, initial_grad), saved), cell), initial), from_hidden),
+            from_cell,
+        ): BackwardBlock<'_, T>| {
             let rows = initial.len() / (2 * h);
-            // ∂L/∂h_t and ∂L/∂c_t arriving from step t + 1.
+            // ∂L/∂h_t and ∂L/∂c_t arriving from step t + 1, per row.
             let mut hidden_carry = vec![T::zero(); rows * h];
             let mut cell_carry = vec![T::zero(); rows * h];
-            let mut hidden_grad = vec![T::zero(); h];
-            let mut new_cell_grad = vec![T::zero(); h];
+            let mut hidden_total = vec![T::zero(); h];
+            let mut cell_total = vec![T::zero(); h];
             for t in (0..steps).rev() {
                 for row in 0..rows {
                     let position = row * steps + t;
-                    let from_output = &output_grad[position * 2 * h..(position + 1) * 2 * h];
+                    let here = position * h..(position + 1) * h;
+                    let carried = row * h..(row + 1) * h;
                     let previous_cell = if t > 0 {
-                        &output[(position - 1) * 2 * h + h..position * 2 * h]
+                        &cell[(position - 1) * h..position * h]
                     } else {
                         &initial[row * 2 * h + h..(row + 1) * 2 * h]
                     };
                     // What reaches h_t and c_t: from the output at t and from step t + 1.
-                    let carried = row * h..(row + 1) * h;
-                    for (total, (&output, &carried)) in hidden_grad
-                        .iter_mut()
-                        .zip(from_output[..h].iter().zip(&hidden_carry[carried.clone()]))
-                    {
-                        *total = output + carried;
+                    for (total, (&output, &carry)) in hidden_total.iter_mut().zip(
+                        from_hidden[here.clone()]
+                            .iter()
+                            .zip(&hidden_carry[carried.clone()]),
+                    ) {
+                        *total = output + carry;
                     }
-                    for (total, (&output, &carried)) in new_cell_grad
+                    for (total, (&output, &carry)) in cell_total
                         .iter_mut()
-                        .zip(from_output[h..].iter().zip(&cell_carry[carried.clone()]))
+                        .zip(from_cell[here].iter().zip(&cell_carry[carried.clone()]))
                     {
-                        *total = output + carried;
+                        *total = output + carry;
                     }
                     gate_math::backward_row(
                         &saved[position * SAVED * h..(position + 1) * SAVED * h],
                         previous_cell,
-                        &hidden_grad,
-                        &new_cell_grad,
+                        &hidden_total,
+                        &cell_total,
                         &mut gates_grad[position * 4 * h..(position + 1) * 4 * h],
                         &mut cell_carry[carried],
                     );
@@ -207,7 +271,7 @@ impl LstmSequenceOp {
                 matmul_into(
                     &mut hidden_carry,
                     MatrixRef::strided(&gates_grad[t * 4 * h..], rows, 4 * h, steps * 4 * h),
-                    weight,
+                    weight_hh,
                     false,
                     1,
                 );
@@ -217,44 +281,74 @@ impl LstmSequenceOp {
                 out[h..].copy_from_slice(&cell_carry[row * h..(row + 1) * h]);
             }
         };
-        let rows = self.sizes.rows_per_block();
-        if rows < batch {
+        let rows = sizes.rows_per_block();
+        if rows < sizes.batch {
             gates_grad
                 .par_chunks_mut(rows * steps * 4 * h)
                 .zip(initial_grad.par_chunks_mut(rows * 2 * h))
                 .zip(saved.par_chunks(rows * steps * SAVED * h))
-                .zip(output.par_chunks(rows * steps * 2 * h))
+                .zip(cell.par_chunks(rows * steps * h))
                 .zip(initial.par_chunks(rows * 2 * h))
-                .zip(output_grad.par_chunks(rows * steps * 2 * h))
+                .zip(hidden_grad.par_chunks(rows * steps * h))
+                .zip(cell_grad.par_chunks(rows * steps * h))
                 .for_each(block);
         } else {
             block((
                 (
-                    (((&mut gates_grad, &mut initial_grad), saved), output),
-                    initial,
+                    (
+                        (((&mut gates_grad, &mut initial_grad), saved), cell),
+                        initial,
+                    ),
+                    hidden_grad,
                 ),
-                output_grad,
+                cell_grad,
             ));
         }
-        // ∂L/∂W_hh = Σ over rows and steps of ∂L/∂a_tᵀ h_{t−1}: (4H, B·T) · (B·T, H).
-        let mut previous_hidden = vec![T::zero(); batch * steps * h];
+
+        let threads = rayon::current_num_threads();
+        let all_gates_grad = MatrixRef::row_major(&gates_grad, sizes.positions(), 4 * h);
+        // ∂L/∂W_ih = ∂L/∂Aᵀ X: (4H, B·T) · (B·T, F).
+        let mut weight_ih_grad = vec![T::zero(); 4 * h * sizes.features];
+        matmul_into(
+            &mut weight_ih_grad,
+            all_gates_grad.t(),
+            MatrixRef::row_major(input, sizes.positions(), sizes.features),
+            false,
+            threads,
+        );
+        // ∂L/∂W_hh = Σ ∂L/∂a_tᵀ h_{t−1}: (4H, B·T) · (B·T, H), with h_{t−1} gathered per row.
+        let mut previous_hidden = vec![T::zero(); sizes.positions() * h];
         for (position, out) in previous_hidden.chunks_exact_mut(h).enumerate() {
             let (row, t) = (position / steps, position % steps);
             out.copy_from_slice(if t > 0 {
-                &output[(position - 1) * 2 * h..(position - 1) * 2 * h + h]
+                &hidden[(position - 1) * h..position * h]
             } else {
                 &initial[row * 2 * h..row * 2 * h + h]
             });
         }
-        let mut weight_grad = vec![T::zero(); 4 * h * h];
+        let mut weight_hh_grad = vec![T::zero(); 4 * h * h];
         matmul_into(
-            &mut weight_grad,
-            MatrixRef::row_major(&gates_grad, batch * steps, 4 * h).t(),
-            MatrixRef::row_major(&previous_hidden, batch * steps, h),
+            &mut weight_hh_grad,
+            all_gates_grad.t(),
+            MatrixRef::row_major(&previous_hidden, sizes.positions(), h),
             false,
-            rayon::current_num_threads(),
+            threads,
         );
-        (gates_grad, weight_grad, initial_grad)
+        let bias_grad = column_sums(&gates_grad, 4 * h);
+        let mut packed_grad = Vec::with_capacity(4 * h * sizes.packed_columns());
+        for gate in 0..4 * h {
+            packed_grad
+                .extend_from_slice(&weight_ih_grad[gate * sizes.features..][..sizes.features]);
+            packed_grad.extend_from_slice(&weight_hh_grad[gate * h..][..h]);
+            packed_grad.push(bias_grad[gate]);
+        }
+        // ∂L/∂X = ∂L/∂A W_ih: (B·T, 4H) · (4H, F).
+        let input_grad = input_grad.then(|| {
+            let mut grad = vec![T::zero(); sizes.positions() * sizes.features];
+            matmul_into(&mut grad, all_gates_grad, weight_ih, false, threads);
+            grad
+        });
+        (input_grad, packed_grad, initial_grad)
     }
 }
 
@@ -265,10 +359,10 @@ impl CustomOp3 for LstmSequenceOp {
 
     fn cpu_fwd(
         &self,
-        input_parts: &CpuStorage,
+        input: &CpuStorage,
         input_layout: &Layout,
-        weight_hh: &CpuStorage,
-        weight_layout: &Layout,
+        packed: &CpuStorage,
+        packed_layout: &Layout,
         initial: &CpuStorage,
         initial_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
@@ -276,52 +370,61 @@ impl CustomOp3 for LstmSequenceOp {
             batch,
             steps,
             hidden,
+            ..
         } = self.sizes;
-        dispatch_real!(input_parts.dtype(), "dl-lstm-sequence", |T| {
-            let (output, saved) = self.forward::<T>(
-                &row_major(input_parts, input_layout)?,
-                &row_major(weight_hh, weight_layout)?,
+        dispatch_real!(input.dtype(), "dl-lstm-sequence", |T| {
+            let (states, saved) = self.forward::<T>(
+                &row_major(input, input_layout)?,
+                &row_major(packed, packed_layout)?,
                 &row_major(initial, initial_layout)?,
             );
             // Set once: Candle runs the forward pass of an op exactly once.
             let _ = self.activations.set(T::to_cpu_storage_owned(saved));
             Ok((
-                T::to_cpu_storage_owned(output),
-                Shape::from((batch, steps, 2 * hidden)),
+                T::to_cpu_storage_owned(states),
+                Shape::from((2, batch, steps, hidden)),
             ))
         })
     }
 
     fn bwd(
         &self,
-        input_parts: &Tensor,
-        weight_hh: &Tensor,
+        input: &Tensor,
+        packed: &Tensor,
         initial: &Tensor,
-        output: &Tensor,
-        output_grad: &Tensor,
+        states: &Tensor,
+        states_grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let Some(saved) = self.activations.get() else {
             candle_core::bail!("dl-lstm-sequence: backward before forward");
         };
-        dispatch_real!(input_parts.dtype(), "dl-lstm-sequence", |T| {
+        dispatch_real!(input.dtype(), "dl-lstm-sequence", |T| {
             let saved = T::cpu_storage_as_slice(saved)?;
-            let (gates_grad, weight_grad, initial_grad) = with_row_major::<T, _>(output, |out| {
-                with_row_major::<T, _>(weight_hh, |weight| {
+            let (input_grad, packed_grad, initial_grad) = with_row_major::<T, _>(input, |x| {
+                with_row_major::<T, _>(packed, |packed| {
                     with_row_major::<T, _>(initial, |initial| {
-                        with_row_major::<T, _>(output_grad, |grad| {
-                            Ok(self.backward(saved, out, weight, initial, grad))
+                        with_row_major::<T, _>(states, |states| {
+                            with_row_major::<T, _>(states_grad, |grad| {
+                                let forward = Recorded {
+                                    input: x,
+                                    packed,
+                                    initial,
+                                    states,
+                                    saved,
+                                };
+                                Ok(self.backward(forward, grad, input.track_op()))
+                            })
                         })
                     })
                 })
             })?;
             Ok((
-                input_parts
-                    .track_op()
-                    .then(|| tensor_from(gates_grad, input_parts.shape()))
+                input_grad
+                    .map(|grad| tensor_from(grad, input.shape()))
                     .transpose()?,
-                weight_hh
+                packed
                     .track_op()
-                    .then(|| tensor_from(weight_grad, weight_hh.shape()))
+                    .then(|| tensor_from(packed_grad, packed.shape()))
                     .transpose()?,
                 initial
                     .track_op()
@@ -332,55 +435,75 @@ impl CustomOp3 for LstmSequenceOp {
     }
 }
 
-/// Runs an LSTM layer over whole sequences: from the input parts of the gate pre-activations
-/// `input_parts` `(batch, steps, 4·hidden)` (W_ih x_t + b_ih + b_hh, gates in PyTorch's order
-/// i, f, g, o), the recurrent weights `weight_hh` `(4·hidden, hidden)` and the initial state
-/// `initial` `(batch, 2·hidden)` (h₀ in the first `hidden` columns, c₀ in the last), returns
-/// `(batch, steps, 2·hidden)`: h_t in the first `hidden` columns of step t, c_t in the last.
-/// Backpropagates to all three.
+/// Runs an LSTM layer over whole sequences, batch-first: `input` `(batch, steps, F)`, the
+/// weights `weight_ih` `(4H, F)` and `weight_hh` `(4H, H)` and the bias `bias` `(4H)` (gates
+/// in PyTorch's order i, f, g, o; pass b_ih + b_hh), and the initial state `initial`
+/// `(batch, 2H)` (h₀ in the first H columns, c₀ in the last). Returns `(2, batch, steps, H)`:
+/// the hidden states h_t at index 0, the cell states c_t at index 1. Backpropagates to every
+/// argument.
 ///
 /// The tensors must be on the CPU, all `f32` or all `f64` (see [`super::is_supported`]).
 ///
 /// ```
 /// use dl_tensor::{kernels, DType, Device, Tensor};
 ///
-/// // All pre-activations 0: i = f = o = 1/2, g = 0, so the cell halves at every step.
-/// let input_parts = Tensor::zeros((1, 3, 4), DType::F64, &Device::Cpu)?;
+/// // All weights 0: i = f = o = 1/2 and g = 0 at every step, so the cell halves each time.
+/// let input = Tensor::zeros((1, 3, 2), DType::F64, &Device::Cpu)?;
+/// let weight_ih = Tensor::zeros((4, 2), DType::F64, &Device::Cpu)?;
 /// let weight_hh = Tensor::zeros((4, 1), DType::F64, &Device::Cpu)?;
+/// let bias = Tensor::zeros(4, DType::F64, &Device::Cpu)?;
 /// let initial = Tensor::new(&[[0.0f64, 8.0]], &Device::Cpu)?;
-/// let states = kernels::lstm_sequence::lstm_sequence(&input_parts, &weight_hh, &initial)?;
-/// let cells = states.narrow(2, 1, 1)?.flatten_all()?.to_vec1::<f64>()?;
+/// let states = kernels::lstm_sequence::lstm_sequence(&input, &weight_ih, &weight_hh, &bias, &initial)?;
+/// let cells = states.get(1)?.flatten_all()?.to_vec1::<f64>()?;
 /// assert_eq!(cells, [4.0, 2.0, 1.0]);
 /// # Ok::<(), dl_tensor::candle_core::Error>(())
 /// ```
-pub fn lstm_sequence(input_parts: &Tensor, weight_hh: &Tensor, initial: &Tensor) -> Result<Tensor> {
-    let (batch, steps, gates) = input_parts.dims3()?;
-    let hidden = gates / 4;
-    if gates % 4 != 0
-        || weight_hh.dims() != [gates, hidden]
-        || initial.dims() != [batch, 2 * hidden]
-    {
+pub fn lstm_sequence(
+    input: &Tensor,
+    weight_ih: &Tensor,
+    weight_hh: &Tensor,
+    bias: &Tensor,
+    initial: &Tensor,
+) -> Result<Tensor> {
+    let (batch, steps, features) = input.dims3()?;
+    let hidden = weight_hh.dim(1).unwrap_or(0);
+    let shapes_match = weight_ih.dims() == [4 * hidden, features]
+        && weight_hh.dims() == [4 * hidden, hidden]
+        && bias.dims() == [4 * hidden]
+        && initial.dims() == [batch, 2 * hidden];
+    if !shapes_match {
         candle_core::bail!(
-            "lstm_sequence: expected input parts (batch, steps, 4·hidden), W_hh (4·hidden, hidden) \
-             and an initial state (batch, 2·hidden), got {:?}, {:?} and {:?}",
-            input_parts.dims(),
+            "lstm_sequence: expected input (batch, steps, F), W_ih (4H, F), W_hh (4H, H), bias \
+             (4H) and initial state (batch, 2H), got {:?}, {:?}, {:?}, {:?} and {:?}",
+            input.dims(),
+            weight_ih.dims(),
             weight_hh.dims(),
+            bias.dims(),
             initial.dims()
         );
     }
-    if batch == 0 || steps == 0 || hidden == 0 {
-        candle_core::bail!("lstm_sequence: needs at least one sequence, step and hidden unit, got input parts {:?}", input_parts.dims());
+    if batch == 0 || steps == 0 || features == 0 || hidden == 0 {
+        candle_core::bail!(
+            "lstm_sequence: needs at least one sequence, step, feature and hidden unit, got \
+             input {:?} and W_hh {:?}",
+            input.dims(),
+            weight_hh.dims()
+        );
     }
-    if !super::is_supported(&[input_parts, weight_hh, initial]) {
+    if !super::is_supported(&[input, weight_ih, weight_hh, bias, initial]) {
         candle_core::bail!("lstm_sequence: expected CPU tensors, all f32 or all f64");
     }
+    // The three parameters travel as one small tensor, [W_ih | W_hh | b] (4H, F + H + 1):
+    // Candle's custom operations take at most three arguments.
+    let packed = Tensor::cat(&[weight_ih, weight_hh, &bias.unsqueeze(1)?], 1)?;
     let op = LstmSequenceOp {
         sizes: Sizes {
             batch,
             steps,
+            features,
             hidden,
         },
         activations: OnceLock::new(),
     };
-    input_parts.apply_op3(weight_hh, initial, op)
+    input.apply_op3(&packed, initial, op)
 }

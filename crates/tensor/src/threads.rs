@@ -1,0 +1,95 @@
+//! How many CPU threads training uses, decided once at program start.
+//!
+//! Three pools can run at once in a Candle program on the CPU:
+//!
+//! - Rayon's global pool (`RAYON_NUM_THREADS`): Candle's matrix products and this crate's
+//!   kernels (`dl_tensor::kernels`) split their work over it;
+//! - Candle's barrier pool (`CANDLE_NUM_THREADS` − 1 workers): Candle's element-wise operations.
+//!   After each operation its workers keep spinning for `CANDLE_BARRIER_POOL_SPIN_LIMIT` rounds
+//!   (25,000 by default) before they sleep;
+//! - the calling thread.
+//!
+//! On a small machine those spinning workers take the cores that the next matrix product needs:
+//! on 2 cores, with both variables at 2, the character LSTM trained *slower* than with 1 thread
+//! (73.6k against 90.5k tokens/s). [`configure`] therefore gives the compute threads to Rayon
+//! and keeps Candle's element-wise operations on the calling thread unless asked otherwise;
+//! the heavy element-wise work of training runs in this crate's kernels on Rayon anyway.
+//!
+//! Defaults, each overridden by its variable when that is set:
+//!
+//! | variable | default | used by |
+//! |---|---|---|
+//! | `RAYON_NUM_THREADS` | the physical cores (Candle's own default) | matrix products, kernels |
+//! | `CANDLE_NUM_THREADS` | 1 | Candle's element-wise operations |
+//!
+//! `docs/performance.md` has the measurements behind them.
+
+/// The variable Rayon reads for the size of its global pool.
+pub const RAYON_VARIABLE: &str = "RAYON_NUM_THREADS";
+/// The variable Candle reads for the size of its element-wise pool.
+pub const CANDLE_VARIABLE: &str = "CANDLE_NUM_THREADS";
+
+/// What [`configure`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// Threads for matrix products and kernels (Rayon's global pool).
+    pub compute_threads: usize,
+    /// Threads for Candle's element-wise operations.
+    pub elementwise_threads: usize,
+    /// Where `compute_threads` came from, for a log line.
+    pub source: String,
+}
+
+impl std::fmt::Display for ThreadPlan {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} compute threads ({}), {} for Candle's element-wise operations",
+            self.compute_threads, self.source, self.elementwise_threads
+        )
+    }
+}
+
+/// A positive whole number in `variable`, if it holds one.
+fn from_environment(variable: &str) -> Option<usize> {
+    std::env::var(variable)
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .filter(|&threads| threads > 0)
+}
+
+/// Decides the thread counts and writes them to `RAYON_NUM_THREADS` and `CANDLE_NUM_THREADS`,
+/// where Rayon and Candle read them when their pools start. `requested` (a `--threads` flag)
+/// wins over `RAYON_NUM_THREADS`, which wins over the default, the physical cores; Candle's
+/// element-wise pool keeps `CANDLE_NUM_THREADS` when set, else 1.
+///
+/// Call it first thing in `main`, before any tensor operation and before other threads start:
+/// the pools read the variables once, and changing the environment while other threads read it
+/// is a data race on some platforms.
+///
+/// ```
+/// let plan = dl_tensor::threads::configure(Some(3));
+/// assert_eq!(plan.compute_threads, 3);
+/// assert_eq!(std::env::var("RAYON_NUM_THREADS").unwrap(), "3");
+/// ```
+pub fn configure(requested: Option<usize>) -> ThreadPlan {
+    let (compute_threads, source) = match (
+        requested.filter(|&n| n > 0),
+        from_environment(RAYON_VARIABLE),
+    ) {
+        (Some(threads), _) => (threads, "--threads".to_string()),
+        (None, Some(threads)) => (threads, format!("from {RAYON_VARIABLE}")),
+        (None, None) => (
+            candle_core::utils::get_num_threads(),
+            "the physical cores".to_string(),
+        ),
+    };
+    let elementwise_threads = from_environment(CANDLE_VARIABLE).unwrap_or(1);
+    std::env::set_var(RAYON_VARIABLE, compute_threads.to_string());
+    std::env::set_var(CANDLE_VARIABLE, elementwise_threads.to_string());
+    ThreadPlan {
+        compute_threads,
+        elementwise_threads,
+        source,
+    }
+}
