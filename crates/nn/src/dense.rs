@@ -113,14 +113,15 @@ impl Layer for Dense {
         let leading = &dims[..dims.len() - 1];
         let rows: usize = leading.iter().product();
         let flat = input.reshape((rows, self.in_features()))?;
-        let mut output = flat.matmul(&self.weight.as_tensor().t()?)?;
-        if let Some(bias) = &self.bias {
-            output = if kernels::enabled() {
-                kernels::bias::add_bias(&output, bias.as_tensor())?
-            } else {
-                output.broadcast_add(bias.as_tensor())?
-            };
-        }
+        let weight = self.weight.as_tensor();
+        let output = match &self.bias {
+            // Product and bias in one operation (dl_tensor::kernels::linear).
+            Some(bias) if kernels::applies_to(&[&flat, weight, bias.as_tensor()]) => {
+                kernels::linear::linear(&flat, weight, bias.as_tensor())?
+            }
+            Some(bias) => flat.matmul(&weight.t()?)?.broadcast_add(bias.as_tensor())?,
+            None => flat.matmul(&weight.t()?)?,
+        };
         let mut shape = leading.to_vec();
         shape.push(self.out_features());
         Ok(output.reshape(shape)?)

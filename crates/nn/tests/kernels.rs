@@ -716,3 +716,67 @@ fn add_bias_matches_broadcast_add_and_its_gradients() -> Result {
     assert!(error.to_string().contains("last dimension"), "{error}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// linear
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn linear_matches_matmul_plus_bias_and_its_gradients() -> Result {
+    // (rows, in, out): one row, odd sizes, and the course CNN's 5408 → 128 layer.
+    for (case, (rows, inputs, outputs)) in [(1, 1, 1), (3, 5, 7), (32, 5408, 128), (200, 9, 65)]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 600 + 10 * case as u64;
+        let input = Var::from_tensor(&normal(&[rows, inputs], seed, DType::F64)?)?;
+        let weight = Var::from_tensor(&normal(&[outputs, inputs], seed + 1, DType::F64)?)?;
+        let bias = Var::from_tensor(&normal(&[outputs], seed + 2, DType::F64)?)?;
+        let expected = input
+            .as_tensor()
+            .matmul(&weight.as_tensor().t()?)?
+            .broadcast_add(bias.as_tensor())?;
+        let expected_grads = gradients_of(&expected, &[&input, &weight, &bias], seed)?;
+        for (dtype, tolerance) in [(DType::F32, 1e-4), (DType::F64, 1e-11)] {
+            let what = format!("linear {rows}x{inputs}x{outputs} {dtype:?}");
+            let cast = |var: &Var| -> Result<Var> {
+                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
+            };
+            let (x, w, b) = (cast(&input)?, cast(&weight)?, cast(&bias)?);
+            let output =
+                dl_tensor::kernels::linear::linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
+            assert_close(&output, &expected, tolerance, &what)?;
+            let grads = gradients_of(&output, &[&x, &w, &b], seed)?;
+            for ((name, actual), expected) in
+                ["x", "W", "b"].iter().zip(&grads).zip(&expected_grads)
+            {
+                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn linear_gradients_match_finite_differences_and_bad_shapes_are_errors() -> Result {
+    let input = Var::from_tensor(&normal(&[3, 4], 700, DType::F64)?)?;
+    let weight = Var::from_tensor(&normal(&[2, 4], 701, DType::F64)?)?;
+    let bias = Var::from_tensor(&normal(&[2], 702, DType::F64)?)?;
+    assert_finite_differences(
+        "linear",
+        &[("x", &input), ("W", &weight), ("b", &bias)],
+        || {
+            let output = dl_tensor::kernels::linear::linear(
+                input.as_tensor(),
+                weight.as_tensor(),
+                bias.as_tensor(),
+            )?;
+            weighted_sum(&output, 5)
+        },
+    )?;
+    let wrong = normal(&[2, 5], 703, DType::F64)?;
+    let error = dl_tensor::kernels::linear::linear(input.as_tensor(), &wrong, bias.as_tensor())
+        .unwrap_err();
+    assert!(error.to_string().contains("linear"), "{error}");
+    Ok(())
+}

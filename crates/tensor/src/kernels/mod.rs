@@ -10,13 +10,14 @@
 //!
 //! | file | what | used by |
 //! |---|---|---|
-//! | [`bias`] | y = x + b for every row, backward sums the gradient's rows in one sweep | `dl_nn::Dense`, `dl_nn::Lstm`'s input projection |
+//! | [`bias`] | y = x + b for every row, backward sums the gradient's rows in one sweep | `dl_nn::Lstm::step`'s input projection (`linear` has it built in) |
 //! | [`conv2d`] | convolution as im2col + matrix product, input gradient only when needed, optionally with its ReLU | `dl_nn::Conv2d` (and `Sequential`'s conv + ReLU stages) |
 //! | [`lstm_sequence`] | a whole LSTM layer over a sequence (input projection, recurrence, backward through time) without per-step tensors, one block of the batch per thread | `dl_nn::Lstm::forward_sequence` |
 //! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
 //! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
 //! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
 //! | [`batch_norm`] | batch normalisation with the batch's statistics, per-channel sums over contiguous runs | `dl_nn::BatchNorm` in training |
+//! | [`linear`] | y = x Wᵀ + b in one operation, ∂L/∂W from one product in W's layout | `dl_nn::Dense` |
 //! | [`lstm_cell`] | the gate arithmetic of one LSTM time step, forward and backward | `dl_nn::Lstm` |
 //!
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
@@ -50,6 +51,7 @@ pub mod conv2d;
 pub mod cross_entropy;
 mod gate_math;
 mod gemm;
+pub mod linear;
 pub mod lstm_cell;
 pub mod lstm_sequence;
 pub mod max_pool2d;
