@@ -103,7 +103,7 @@ pub struct TrainArgs {
     /// Windows per optimizer step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Optimizer steps in all (counting a resumed run's); default 2,400, or what --epochs gives.
+    /// Optimizer steps in all (counting a resumed run's); default 7,200, or what --epochs gives.
     #[arg(long, conflicts_with = "epochs")]
     pub steps: Option<usize>,
     /// Passes over the training text instead of --steps (fractions allowed, e.g. 0.5); one pass
@@ -111,7 +111,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub epochs: Option<f64>,
     /// Optimizer steps between validation measurements (one progress "epoch").
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 400)]
     pub eval_every: usize,
     /// Validation batches per measurement, spread evenly over the validation text (0 = all);
     /// the final validation loss always uses all of it.
