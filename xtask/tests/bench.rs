@@ -56,7 +56,10 @@ fn quick_mode_measures_every_workload_with_the_baselines_names() {
     ]);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("threads: 2 (--threads)"), "{stderr}");
+    assert!(
+        stderr.contains("threads: 2 compute threads (--threads), 1 for Candle's element-wise"),
+        "{stderr}"
+    );
 
     let lines = json_lines(&output);
     let header = &lines[0];
