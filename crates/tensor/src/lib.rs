@@ -4,7 +4,8 @@
 //! (so an app needs no direct `candle-core` import), chooses the device a program runs on from a
 //! string such as `--device cuda:0`, and owns the seeded random generator that all
 //! initialisation, dropout masks and shuffling draw from (Candle's own CPU generator cannot be
-//! seeded, so runs would not repeat without it).
+//! seeded, so runs would not repeat without it). It also holds the CPU kernels the layers use
+//! for speed ([`kernels`]) and the thread defaults programs set first thing ([`threads`]).
 //!
 //! ```
 //! use dl_tensor::{DeviceChoice, SeededRng, Tensor};
