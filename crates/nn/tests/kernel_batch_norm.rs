@@ -3,34 +3,19 @@
 //! inputs of rank 2, 3 and 4 with odd sizes; finite differences (`check_gradients` in f64); and
 //! the `BatchNorm` layer, whose running averages must follow PyTorch's update rule.
 
+mod common;
+
+use common::{assert_close, Result};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
 use dl_nn::{BatchNorm, BatchNormConfig, Layer, Mode, VarStore};
 use dl_tensor::kernels::batch_norm::batch_norm_train;
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Values of `shape` drawn from N(mean, 1) (a non-zero mean tests the centring).
 fn normal(shape: &[usize], seed: u64, mean: f32) -> Result<Tensor> {
     Ok(SeededRng::new(seed)
         .normal_tensor(shape, mean, 1.0, &Device::Cpu)?
         .to_dtype(DType::F64)?)
-}
-
-fn flat(tensor: &Tensor) -> Result<Vec<f64>> {
-    Ok(tensor.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
-}
-
-/// Every element within `tolerance` · max(1, |expected|).
-fn assert_close(actual: &Tensor, expected: &Tensor, tolerance: f64, what: &str) -> Result {
-    assert_eq!(actual.dims(), expected.dims(), "{what}: shapes differ");
-    for (index, (a, e)) in flat(actual)?.iter().zip(flat(expected)?).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * e.abs().max(1.0),
-            "{what}: element {index} is {a}, expected {e}"
-        );
-    }
-    Ok(())
 }
 
 /// The reference: y = γ (x − μ)/√(σ² + ε) + β with Candle's reductions over every dimension but

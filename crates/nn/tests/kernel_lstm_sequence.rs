@@ -3,33 +3,18 @@
 //! gradient, with the batch split over 1, 2 and 3 threads (uneven blocks included); and finite
 //! differences (`check_gradients` in f64) on the kernel itself.
 
+mod common;
+
+use common::{assert_close, Result};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
 use dl_tensor::kernels::lstm_sequence::lstm_sequence;
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// N(0, scale²) values of `shape` in f64.
 fn normal(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor> {
     Ok(SeededRng::new(seed)
         .normal_tensor(shape, 0.0, scale, &Device::Cpu)?
         .to_dtype(DType::F64)?)
-}
-
-fn flat(tensor: &Tensor) -> Result<Vec<f64>> {
-    Ok(tensor.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
-}
-
-/// Every element within `tolerance` · max(1, |expected|).
-fn assert_close(actual: &Tensor, expected: &Tensor, tolerance: f64, what: &str) -> Result {
-    assert_eq!(actual.dims(), expected.dims(), "{what}: shapes differ");
-    for (index, (a, e)) in flat(actual)?.iter().zip(flat(expected)?).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * e.abs().max(1.0),
-            "{what}: element {index} is {a}, expected {e}"
-        );
-    }
-    Ok(())
 }
 
 /// The parameters and input of one case, all f64 variables: (x, W_ih, W_hh, b, h₀ | c₀).

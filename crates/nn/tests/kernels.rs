@@ -7,6 +7,9 @@
 //! Nothing here switches the kernels off (tests run in parallel threads and the switch is
 //! global): each reference is computed from Candle operations directly.
 
+mod common;
+
+use common::{assert_close, flat, Result};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
 use dl_nn::{cross_entropy, log_softmax, Activation, Conv2d, Conv2dConfig, Layer, Mode, VarStore};
 use dl_tensor::kernels::{
@@ -17,29 +20,11 @@ use dl_tensor::kernels::{
 };
 use dl_tensor::{candle_core, DType, Device, SeededRng, Tensor, Var};
 
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
 /// N(0, 1) values of `shape` in `dtype`.
 fn normal(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
     Ok(SeededRng::new(seed)
         .normal_tensor(shape, 0.0, 1.0, &Device::Cpu)?
         .to_dtype(dtype)?)
-}
-
-fn flat(tensor: &Tensor) -> Result<Vec<f64>> {
-    Ok(tensor.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
-}
-
-/// Every element within `tolerance` · max(1, |expected|).
-fn assert_close(actual: &Tensor, expected: &Tensor, tolerance: f64, what: &str) -> Result {
-    assert_eq!(actual.dims(), expected.dims(), "{what}: shapes differ");
-    for (index, (a, e)) in flat(actual)?.iter().zip(flat(expected)?).enumerate() {
-        assert!(
-            (a - e).abs() <= tolerance * e.abs().max(1.0),
-            "{what}: element {index} is {a}, expected {e}"
-        );
-    }
-    Ok(())
 }
 
 /// The gradients of `Σ output ⊙ R` (R fixed random) with respect to `variables`.
