@@ -17,9 +17,9 @@ use crate::{
     saved_model::{local_checkpoint, Recipe},
 };
 
-/// Batch size used to evaluate: no gradients are kept, and 250 images at a time are as fast as
-/// 1,000 while holding a quarter of the activations (the two-block CNN's at 1,000 took about
-/// 600 MiB).
+/// Batch size used to evaluate (no gradients are kept). 250 images at a time hold a quarter of
+/// the activations of 1,000: the two-block CNN's 15-epoch run peaked at 1,282 MiB with 1,000
+/// and its 20-epoch run at 487 MiB with 250.
 const EVALUATION_BATCH: usize = 250;
 
 fn optimizer(arguments: &TrainArgs) -> Result<Box<dyn Optimizer>> {
