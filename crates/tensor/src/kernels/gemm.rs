@@ -51,6 +51,16 @@ impl<'a, T> MatrixRef<'a, T> {
         }
     }
 
+    /// Number of rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub(crate) fn columns(&self) -> usize {
+        self.columns
+    }
+
     /// The transpose, reading the same elements (no copy).
     pub(crate) fn t(self) -> Self {
         Self {

@@ -27,56 +27,56 @@ struct LinearOp {
     outputs: usize,
 }
 
+/// Y = X Wᵀ + b for `input` X (rows, in) and `weight` W (out, in), row-major (rows, out): every
+/// row starts as b and the product is added in place. Also the input projection of
+/// `lstm_sequence`, whose W is a view into its packed parameters.
+pub(crate) fn forward_rows<T: Real>(
+    input: MatrixRef<'_, T>,
+    weight: MatrixRef<'_, T>,
+    bias: &[T],
+) -> Vec<T> {
+    let mut output = Vec::with_capacity(input.rows() * weight.rows());
+    for _ in 0..input.rows() {
+        output.extend_from_slice(bias);
+    }
+    matmul_into(
+        &mut output,
+        input,
+        weight.t(),
+        true,
+        rayon::current_num_threads(),
+    );
+    output
+}
+
+/// The backward pass of [`forward_rows`] from ∂L/∂Y (rows, out), row-major: (∂L/∂X (rows, in)
+/// when `input_grad`, ∂L/∂W (out, in), ∂L/∂b (out)).
+pub(crate) fn backward_rows<T: Real>(
+    input: MatrixRef<'_, T>,
+    weight: MatrixRef<'_, T>,
+    output_grad: &[T],
+    input_grad: bool,
+) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+    let threads = rayon::current_num_threads();
+    let (outputs, inputs) = (weight.rows(), weight.columns());
+    let grad = MatrixRef::row_major(output_grad, input.rows(), outputs);
+    let mut weight_grad = vec![T::zero(); outputs * inputs];
+    matmul_into(&mut weight_grad, grad.t(), input, false, threads);
+    let input_grad = input_grad.then(|| {
+        let mut input_grad = vec![T::zero(); input.rows() * inputs];
+        matmul_into(&mut input_grad, grad, weight, false, threads);
+        input_grad
+    });
+    (input_grad, weight_grad, column_sums(output_grad, outputs))
+}
+
 impl LinearOp {
-    fn forward<T: Real>(&self, input: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
-        let mut output = Vec::with_capacity(self.rows * self.outputs);
-        for _ in 0..self.rows {
-            output.extend_from_slice(bias);
-        }
-        matmul_into(
-            &mut output,
-            MatrixRef::row_major(input, self.rows, self.inputs),
-            MatrixRef::row_major(weight, self.outputs, self.inputs).t(),
-            true,
-            rayon::current_num_threads(),
-        );
-        output
+    fn input<'a, T>(&self, input: &'a [T]) -> MatrixRef<'a, T> {
+        MatrixRef::row_major(input, self.rows, self.inputs)
     }
 
-    /// (∂L/∂X when `input_grad`, ∂L/∂W, ∂L/∂b).
-    fn backward<T: Real>(
-        &self,
-        input: &[T],
-        weight: &[T],
-        output_grad: &[T],
-        input_grad: bool,
-    ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-        let threads = rayon::current_num_threads();
-        let grad = MatrixRef::row_major(output_grad, self.rows, self.outputs);
-        let mut weight_grad = vec![T::zero(); self.outputs * self.inputs];
-        matmul_into(
-            &mut weight_grad,
-            grad.t(),
-            MatrixRef::row_major(input, self.rows, self.inputs),
-            false,
-            threads,
-        );
-        let input_grad = input_grad.then(|| {
-            let mut input_grad = vec![T::zero(); self.rows * self.inputs];
-            matmul_into(
-                &mut input_grad,
-                grad,
-                MatrixRef::row_major(weight, self.outputs, self.inputs),
-                false,
-                threads,
-            );
-            input_grad
-        });
-        (
-            input_grad,
-            weight_grad,
-            column_sums(output_grad, self.outputs),
-        )
+    fn weight<'a, T>(&self, weight: &'a [T]) -> MatrixRef<'a, T> {
+        MatrixRef::row_major(weight, self.outputs, self.inputs)
     }
 }
 
@@ -95,9 +95,9 @@ impl CustomOp3 for LinearOp {
         bias_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         dispatch_real!(input.dtype(), "dl-linear", |T| {
-            let output = self.forward::<T>(
-                &row_major(input, input_layout)?,
-                &row_major(weight, weight_layout)?,
+            let output = forward_rows::<T>(
+                self.input(&row_major(input, input_layout)?),
+                self.weight(&row_major(weight, weight_layout)?),
                 &row_major(bias, bias_layout)?,
             );
             Ok((
@@ -119,7 +119,12 @@ impl CustomOp3 for LinearOp {
             let (input_grad, weight_grad, bias_grad) = with_row_major::<T, _>(input, |x| {
                 with_row_major::<T, _>(weight, |w| {
                     with_row_major::<T, _>(output_grad, |g| {
-                        Ok(self.backward(x, w, g, input.track_op()))
+                        Ok(backward_rows(
+                            self.input(x),
+                            self.weight(w),
+                            g,
+                            input.track_op(),
+                        ))
                     })
                 })
             })?;

@@ -33,9 +33,9 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::bias::column_sums;
 use super::gate_math;
 use super::gemm::{matmul_into, MatrixRef};
+use super::linear;
 use super::slices::{row_major, tensor_from, with_row_major};
 use super::{dispatch_real, worth_parallel, Real};
 
@@ -129,16 +129,10 @@ impl LstmSequenceOp {
         let bias: Vec<T> = (0..4 * h)
             .map(|gate| packed[gate * sizes.packed_columns() + sizes.features + h])
             .collect();
-        let mut pre_activations = Vec::with_capacity(sizes.positions() * 4 * h);
-        for _ in 0..sizes.positions() {
-            pre_activations.extend_from_slice(&bias);
-        }
-        matmul_into(
-            &mut pre_activations,
+        let pre_activations = linear::forward_rows(
             MatrixRef::row_major(input, sizes.positions(), sizes.features),
-            weight_ih.t(),
-            true,
-            rayon::current_num_threads(),
+            weight_ih,
+            &bias,
         );
         // W_hhᵀ (H, 4H), row-major, so that each step's product reads its rows in order.
         let offset = sizes.features;
@@ -306,16 +300,15 @@ impl LstmSequenceOp {
         }
 
         let threads = rayon::current_num_threads();
-        let all_gates_grad = MatrixRef::row_major(&gates_grad, sizes.positions(), 4 * h);
-        // ∂L/∂W_ih = ∂L/∂Aᵀ X: (4H, B·T) · (B·T, F).
-        let mut weight_ih_grad = vec![T::zero(); 4 * h * sizes.features];
-        matmul_into(
-            &mut weight_ih_grad,
-            all_gates_grad.t(),
+        // ∂L/∂W_ih = ∂L/∂Aᵀ X, ∂L/∂b = Σ ∂L/∂A and ∂L/∂X = ∂L/∂A W_ih: the input projection's
+        // backward pass, that of a linear layer.
+        let (input_grad, weight_ih_grad, bias_grad) = linear::backward_rows(
             MatrixRef::row_major(input, sizes.positions(), sizes.features),
-            false,
-            threads,
+            weight_ih,
+            &gates_grad,
+            input_grad,
         );
+        let all_gates_grad = MatrixRef::row_major(&gates_grad, sizes.positions(), 4 * h);
         // ∂L/∂W_hh = Σ ∂L/∂a_tᵀ h_{t−1}: (4H, B·T) · (B·T, H), with h_{t−1} gathered per row.
         let mut previous_hidden = vec![T::zero(); sizes.positions() * h];
         for (position, out) in previous_hidden.chunks_exact_mut(h).enumerate() {
@@ -334,7 +327,6 @@ impl LstmSequenceOp {
             false,
             threads,
         );
-        let bias_grad = column_sums(&gates_grad, 4 * h);
         let mut packed_grad = Vec::with_capacity(4 * h * sizes.packed_columns());
         for gate in 0..4 * h {
             packed_grad
@@ -342,12 +334,6 @@ impl LstmSequenceOp {
             packed_grad.extend_from_slice(&weight_hh_grad[gate * h..][..h]);
             packed_grad.push(bias_grad[gate]);
         }
-        // ∂L/∂X = ∂L/∂A W_ih: (B·T, 4H) · (4H, F).
-        let input_grad = input_grad.then(|| {
-            let mut grad = vec![T::zero(); sizes.positions() * sizes.features];
-            matmul_into(&mut grad, all_gates_grad, weight_ih, false, threads);
-            grad
-        });
         (input_grad, packed_grad, initial_grad)
     }
 }
