@@ -79,8 +79,9 @@ impl TextModel {
         state: Option<&LstmState>,
         mode: Mode,
     ) -> dl_nn::Result<(Tensor, LstmState)> {
-        let embedded = self.embedding.forward(ids, mode)?;
-        let (outputs, state) = self.lstm.forward_sequence(&embedded, state, mode)?;
+        let (outputs, state) = self
+            .lstm
+            .forward_embedded(&self.embedding, ids, state, mode)?;
         let outputs = self.output_dropout.forward(&outputs, mode)?;
         Ok((self.head.forward(&outputs, mode)?, state))
     }

@@ -49,21 +49,19 @@ impl Embedding {
     pub fn embedding_dim(&self) -> usize {
         self.weight.dims()[1]
     }
-}
 
-impl Layer for Embedding {
-    /// Looks up token ids of any shape and integer type; appends a dimension of length
-    /// `embedding_dim`. An id outside the vocabulary is an error naming it.
-    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+    /// The token ids `input` as `u32`, same shape, once checked: integers, each inside the
+    /// vocabulary; otherwise an error naming the layer and the offending id.
+    pub(crate) fn checked_ids(&self, input: &Tensor) -> Result<Tensor> {
         if input.dtype().is_float() {
             return Err(NnError::shape(
                 &self.name,
                 format!("expected integer token ids, got {:?} values", input.dtype()),
             ));
         }
-        let ids = input.flatten_all()?.to_dtype(DType::U32)?;
+        let ids = input.to_dtype(DType::U32)?;
         if ids.elem_count() > 0 {
-            let largest = ids.max(0)?.to_scalar::<u32>()? as usize;
+            let largest = ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
             if largest >= self.vocabulary_size() {
                 return Err(NnError::shape(
                     &self.name,
@@ -74,6 +72,15 @@ impl Layer for Embedding {
                 ));
             }
         }
+        Ok(ids)
+    }
+}
+
+impl Layer for Embedding {
+    /// Looks up token ids of any shape and integer type; appends a dimension of length
+    /// `embedding_dim`. An id outside the vocabulary is an error naming it.
+    fn forward(&self, input: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let ids = self.checked_ids(input)?.flatten_all()?;
         let rows = self.weight.as_tensor().embedding(&ids)?;
         let mut shape = input.dims().to_vec();
         shape.push(self.embedding_dim());

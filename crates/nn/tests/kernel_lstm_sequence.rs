@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close, Result};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
-use dl_tensor::kernels::lstm_sequence::lstm_sequence;
+use dl_tensor::kernels::lstm_sequence::{lstm_sequence, lstm_sequence_from_tokens};
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
 
 /// N(0, scale²) values of `shape` in f64.
@@ -71,39 +71,53 @@ impl Case {
         )
     }
 
-    /// The reference: for t = 0, 1, …: a = x_t W_ihᵀ + b + h W_hhᵀ, then the cell's formulas,
-    /// as Candle operations; returns (2, batch, steps, H) like the kernel.
+    /// The reference: the step loop of [`step_loop`] on this case's tensors.
     fn reference(&self) -> Result<Tensor> {
-        let input = self.input.as_tensor();
-        let steps = input.dim(1)?;
-        let h = self.weight_hh.dims()[1];
-        let sigmoid =
-            |x: Tensor| -> Result<Tensor> { Ok(x.neg()?.exp()?.affine(1.0, 1.0)?.recip()?) };
-        let initial = self.initial.as_tensor();
-        let mut hidden = initial.narrow(1, 0, h)?;
-        let mut cell = initial.narrow(1, h, h)?;
-        let (mut hiddens, mut cells) = (Vec::new(), Vec::new());
-        for t in 0..steps {
-            let a = input
-                .narrow(1, t, 1)?
-                .squeeze(1)?
-                .matmul(&self.weight_ih.as_tensor().t()?)?
-                .broadcast_add(self.bias.as_tensor())?
-                .add(&hidden.matmul(&self.weight_hh.as_tensor().t()?)?)?;
-            let i = sigmoid(a.narrow(1, 0, h)?)?;
-            let f = sigmoid(a.narrow(1, h, h)?)?;
-            let g = a.narrow(1, 2 * h, h)?.tanh()?;
-            let o = sigmoid(a.narrow(1, 3 * h, h)?)?;
-            cell = f.mul(&cell)?.add(&i.mul(&g)?)?;
-            hidden = o.mul(&cell.tanh()?)?;
-            hiddens.push(hidden.clone());
-            cells.push(cell.clone());
-        }
-        Ok(Tensor::stack(
-            &[Tensor::stack(&hiddens, 1)?, Tensor::stack(&cells, 1)?],
-            0,
-        )?)
+        step_loop(
+            self.input.as_tensor(),
+            self.weight_ih.as_tensor(),
+            self.weight_hh.as_tensor(),
+            self.bias.as_tensor(),
+            self.initial.as_tensor(),
+        )
     }
+}
+
+/// The reference: for t = 0, 1, …: a = x_t W_ihᵀ + b + h W_hhᵀ, then the cell's formulas, as
+/// Candle operations; returns (2, batch, steps, H) like the kernel.
+fn step_loop(
+    input: &Tensor,
+    weight_ih: &Tensor,
+    weight_hh: &Tensor,
+    bias: &Tensor,
+    initial: &Tensor,
+) -> Result<Tensor> {
+    let steps = input.dim(1)?;
+    let h = weight_hh.dims()[1];
+    let sigmoid = |x: Tensor| -> Result<Tensor> { Ok(x.neg()?.exp()?.affine(1.0, 1.0)?.recip()?) };
+    let mut hidden = initial.narrow(1, 0, h)?;
+    let mut cell = initial.narrow(1, h, h)?;
+    let (mut hiddens, mut cells) = (Vec::new(), Vec::new());
+    for t in 0..steps {
+        let a = input
+            .narrow(1, t, 1)?
+            .squeeze(1)?
+            .matmul(&weight_ih.t()?)?
+            .broadcast_add(bias)?
+            .add(&hidden.matmul(&weight_hh.t()?)?)?;
+        let i = sigmoid(a.narrow(1, 0, h)?)?;
+        let f = sigmoid(a.narrow(1, h, h)?)?;
+        let g = a.narrow(1, 2 * h, h)?.tanh()?;
+        let o = sigmoid(a.narrow(1, 3 * h, h)?)?;
+        cell = f.mul(&cell)?.add(&i.mul(&g)?)?;
+        hidden = o.mul(&cell.tanh()?)?;
+        hiddens.push(hidden.clone());
+        cells.push(cell.clone());
+    }
+    Ok(Tensor::stack(
+        &[Tensor::stack(&hiddens, 1)?, Tensor::stack(&cells, 1)?],
+        0,
+    )?)
 }
 
 const NAMES: [&str; 5] = ["x", "W_ih", "W_hh", "b", "initial state"];
@@ -213,5 +227,204 @@ fn constants_get_no_gradient_and_bad_shapes_are_errors() -> Result {
     )
     .unwrap_err();
     assert!(error.to_string().contains("at least one"), "{error}");
+    Ok(())
+}
+
+/// Embedding → LSTM over token ids: the table E (V, E) and the layer's parameters, f64.
+struct TokenCase {
+    tokens: Tensor,
+    table: Var,
+    weight_ih: Var,
+    weight_hh: Var,
+    bias: Var,
+    initial: Var,
+}
+
+const TOKEN_NAMES: [&str; 5] = ["E", "W_ih", "W_hh", "b", "initial state"];
+
+impl TokenCase {
+    fn new(
+        batch: usize,
+        steps: usize,
+        vocabulary: usize,
+        embedding: usize,
+        hidden: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut rng = SeededRng::new(seed);
+        // Ids drawn with repeats, so that several positions add into one column's gradient.
+        let ids: Vec<u32> = (0..batch * steps)
+            .map(|_| rng.below(vocabulary) as u32)
+            .collect();
+        let scale = 1.0 / (hidden as f32).sqrt();
+        Ok(Self {
+            tokens: Tensor::from_vec(ids, (batch, steps), &Device::Cpu)?,
+            table: Var::from_tensor(&normal(&[vocabulary, embedding], seed + 1, 1.0)?)?,
+            weight_ih: Var::from_tensor(&normal(&[4 * hidden, embedding], seed + 2, scale)?)?,
+            weight_hh: Var::from_tensor(&normal(&[4 * hidden, hidden], seed + 3, scale)?)?,
+            bias: Var::from_tensor(&normal(&[4 * hidden], seed + 4, 0.5)?)?,
+            initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 5, 1.0)?)?,
+        })
+    }
+
+    fn variables(&self) -> [&Var; 5] {
+        [
+            &self.table,
+            &self.weight_ih,
+            &self.weight_hh,
+            &self.bias,
+            &self.initial,
+        ]
+    }
+
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        let cast =
+            |var: &Var| -> Result<Var> { Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?) };
+        Ok(Self {
+            tokens: self.tokens.clone(),
+            table: cast(&self.table)?,
+            weight_ih: cast(&self.weight_ih)?,
+            weight_hh: cast(&self.weight_hh)?,
+            bias: cast(&self.bias)?,
+            initial: cast(&self.initial)?,
+        })
+    }
+
+    /// The kernel on token ids, with W_ih Eᵀ formed by Candle (so gradients reach E and W_ih).
+    fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
+        lstm_sequence_from_tokens(
+            &self.tokens,
+            &self
+                .weight_ih
+                .as_tensor()
+                .matmul(&self.table.as_tensor().t()?)?,
+            self.weight_hh.as_tensor(),
+            self.bias.as_tensor(),
+            self.initial.as_tensor(),
+        )
+    }
+
+    /// The reference: Candle's embedding lookup, then the step loop.
+    fn reference(&self) -> Result<Tensor> {
+        let (batch, steps) = self.tokens.dims2()?;
+        let embedded = self
+            .table
+            .as_tensor()
+            .embedding(&self.tokens.flatten_all()?)?
+            .reshape((batch, steps, self.table.dims()[1]))?;
+        step_loop(
+            &embedded,
+            self.weight_ih.as_tensor(),
+            self.weight_hh.as_tensor(),
+            self.bias.as_tensor(),
+            self.initial.as_tensor(),
+        )
+    }
+}
+
+#[test]
+fn lstm_sequence_from_tokens_matches_embedding_then_the_step_loop() -> Result {
+    // (batch, steps, vocabulary, embedding, hidden)
+    for (index, (batch, steps, vocabulary, embedding, hidden)) in [
+        (1, 1, 1, 1, 1),
+        (3, 5, 7, 4, 3),
+        (7, 9, 65, 16, 20),
+        (32, 12, 65, 64, 128),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let case = TokenCase::new(
+            batch,
+            steps,
+            vocabulary,
+            embedding,
+            hidden,
+            400 + 10 * index as u64,
+        )?;
+        let expected_output = case.reference()?;
+        let store = weighted_sum(&expected_output, 9)?.backward()?;
+        let expected: Vec<Tensor> = case
+            .variables()
+            .iter()
+            .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
+            .collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
+            for (dtype, tolerance) in [(DType::F32, 5e-5), (DType::F64, 1e-11)] {
+                let what = format!(
+                    "lstm from tokens {batch}x{steps}, V {vocabulary}, E {embedding}, H {hidden}, {dtype:?}, {threads} threads"
+                );
+                let cast = case.cast(dtype)?;
+                let (output, store) = pool.install(|| -> Result<_> {
+                    let output = cast.kernel()?;
+                    let store = weighted_sum(&output, 9)?.backward()?;
+                    Ok((output, store))
+                })?;
+                assert_close(
+                    &output,
+                    &expected_output,
+                    tolerance,
+                    &format!("{what} output"),
+                )?;
+                for ((name, var), expected) in
+                    TOKEN_NAMES.iter().zip(cast.variables()).zip(&expected)
+                {
+                    let actual = store.get(var.as_tensor()).expect("a gradient");
+                    assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn lstm_sequence_from_tokens_gradients_match_finite_differences() -> Result {
+    let case = TokenCase::new(2, 4, 5, 3, 2, 500)?;
+    let variables: Vec<(&str, &Var)> = TOKEN_NAMES.into_iter().zip(case.variables()).collect();
+    let report = check_gradients(
+        &variables,
+        || weighted_sum(&case.kernel()?, 4),
+        &GradientCheck::default(),
+    )?;
+    assert!(report.elements_checked > 0);
+    assert!(
+        report.worst_relative_error < 1e-6,
+        "lstm from tokens: {report}"
+    );
+    Ok(())
+}
+
+#[test]
+fn token_ids_outside_the_vocabulary_or_not_u32_are_errors() -> Result {
+    let case = TokenCase::new(2, 3, 4, 3, 2, 510)?;
+    let weight = case
+        .weight_ih
+        .as_tensor()
+        .matmul(&case.table.as_tensor().t()?)?;
+    let run = |tokens: &Tensor| {
+        lstm_sequence_from_tokens(
+            tokens,
+            &weight,
+            case.weight_hh.as_tensor(),
+            case.bias.as_tensor(),
+            case.initial.as_tensor(),
+        )
+    };
+    let outside = Tensor::new(&[[0u32, 1, 4], [3, 2, 1]], &Device::Cpu)?;
+    let error = run(&outside).unwrap_err().to_string();
+    assert!(
+        error.contains("token id 4") && error.contains("vocabulary of 4"),
+        "{error}"
+    );
+    let wide = Tensor::new(&[[0i64, 1, 2], [3, 2, 1]], &Device::Cpu)?;
+    let error = run(&wide).unwrap_err().to_string();
+    assert!(error.contains("u32"), "{error}");
+    let fewer_rows = Tensor::new(&[[0u32, 1, 2]], &Device::Cpu)?;
+    let error = run(&fewer_rows).unwrap_err().to_string();
+    assert!(error.contains("initial state"), "{error}");
     Ok(())
 }

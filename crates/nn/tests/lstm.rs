@@ -3,7 +3,9 @@
 //! names, dropout between layers, bad inputs, and a small sequence task it must learn.
 
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck, Gradients};
-use dl_nn::{log_softmax, Dense, Layer, Lstm, LstmConfig, LstmState, Mode, NnError, VarStore};
+use dl_nn::{
+    log_softmax, Dense, Embedding, Layer, Lstm, LstmConfig, LstmState, Mode, NnError, VarStore,
+};
 use dl_tensor::{candle_core, DType, Device, SeededRng, Tensor, Var};
 
 /// Converts a layer error for closures that must return a Candle result.
@@ -665,4 +667,96 @@ fn learns_the_parity_of_the_last_two_bits() {
         after >= 0.95,
         "accuracy after training {after} (before {before})"
     );
+}
+
+/// Embedding → LSTM built from `seed`: twins built from the same seed have the same weights and
+/// draw the same dropout masks.
+fn embedded_model(dtype: DType, seed: u64, embedding_dim: usize) -> (VarStore, Embedding, Lstm) {
+    let store = VarStore::new(&Device::Cpu, dtype, seed);
+    let embedding = Embedding::new(&store.root().sub("embedding"), 11, embedding_dim).unwrap();
+    let lstm = Lstm::new(
+        &store.root().sub("lstm"),
+        LstmConfig::new(6, 9).num_layers(2).dropout(0.3),
+    )
+    .unwrap();
+    (store, embedding, lstm)
+}
+
+#[test]
+fn forward_embedded_equals_embedding_then_forward_sequence_with_gradients() {
+    let mut rng = SeededRng::new(21);
+    let ids: Vec<u32> = (0..4 * 7).map(|_| rng.below(11) as u32).collect();
+    let ids = Tensor::from_vec(ids, (4, 7), &Device::Cpu).unwrap();
+    for (dtype, tolerance) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
+        let state = LstmState {
+            hidden: random(&[2, 4, 9], dtype, 22),
+            cell: random(&[2, 4, 9], dtype, 23),
+        };
+        let mut results = Vec::new();
+        for fused in [true, false] {
+            let (store, embedding, lstm) = embedded_model(dtype, 5, 6);
+            let (outputs, final_state) = if fused {
+                lstm.forward_embedded(&embedding, &ids, Some(&state), Mode::Train)
+            } else {
+                let embedded = embedding.forward(&ids, Mode::Train).unwrap();
+                lstm.forward_sequence(&embedded, Some(&state), Mode::Train)
+            }
+            .unwrap();
+            let loss = weighted_sum(&outputs, 3)
+                .unwrap()
+                .add(&weighted_sum(&final_state.cell, 4).unwrap())
+                .unwrap();
+            let variables = store.trainable_variables();
+            let gradients =
+                Gradients::compute(&loss, variables.iter().map(|(n, v)| (n.as_str(), v))).unwrap();
+            let per_variable: Vec<(String, Tensor)> = variables
+                .iter()
+                .map(|(name, _)| (name.clone(), gradients.get(name).unwrap().clone()))
+                .collect();
+            results.push((outputs, final_state, per_variable));
+        }
+        let (fused, plain) = (&results[0], &results[1]);
+        assert!(
+            max_abs_difference(&fused.0, &plain.0) < tolerance,
+            "{dtype:?} outputs"
+        );
+        assert!(max_abs_difference(&fused.1.hidden, &plain.1.hidden) < tolerance);
+        assert!(max_abs_difference(&fused.1.cell, &plain.1.cell) < tolerance);
+        assert_eq!(fused.2.len(), 9, "embedding + 2 layers x 4 parameters");
+        for ((name, first), (_, second)) in fused.2.iter().zip(&plain.2) {
+            let gap = max_abs_difference(first, second);
+            assert!(gap < tolerance, "{dtype:?} ∂L/∂{name} differs by {gap}");
+        }
+    }
+}
+
+#[test]
+fn forward_embedded_rejects_bad_ids_and_a_mismatched_embedding() {
+    let (_store, embedding, lstm) = embedded_model(DType::F32, 5, 6);
+    let outside = Tensor::new(&[[0u32, 11]], &Device::Cpu).unwrap();
+    let message = expect_shape_error(
+        lstm.forward_embedded(&embedding, &outside, None, Mode::Train),
+        "id 11 of 11",
+    );
+    assert!(
+        message.contains("token id 11") && message.contains("embedding"),
+        "{message}"
+    );
+    let floats = Tensor::new(&[[0f32, 1.]], &Device::Cpu).unwrap();
+    expect_shape_error(
+        lstm.forward_embedded(&embedding, &floats, None, Mode::Train),
+        "float ids",
+    );
+    let empty = Tensor::zeros((2, 0), DType::U32, &Device::Cpu).unwrap();
+    expect_shape_error(
+        lstm.forward_embedded(&embedding, &empty, None, Mode::Train),
+        "no steps",
+    );
+    let (_store, narrow, _) = embedded_model(DType::F32, 5, 5);
+    let ids = Tensor::new(&[[0u32, 1]], &Device::Cpu).unwrap();
+    let message = expect_shape_error(
+        lstm.forward_embedded(&narrow, &ids, None, Mode::Train),
+        "embedding of 5 for an input of 6",
+    );
+    assert!(message.contains("6 values per token"), "{message}");
 }

@@ -50,8 +50,9 @@ impl CharLstm {
 
     /// Next-character logits `(batch, steps, 65)` for ids `(batch, steps)`.
     fn logits(&self, ids: &Tensor) -> Result<Tensor> {
-        let embedded = self.embedding.forward(ids, Mode::Train)?;
-        let (outputs, _) = self.lstm.forward_sequence(&embedded, None, Mode::Train)?;
+        let (outputs, _) = self
+            .lstm
+            .forward_embedded(&self.embedding, ids, None, Mode::Train)?;
         Ok(self.head.forward(&outputs, Mode::Train)?)
     }
 

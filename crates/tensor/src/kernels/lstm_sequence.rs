@@ -26,13 +26,22 @@
 //!
 //! The result is `(2, batch, steps, H)`: the hidden states h_t at index 0, the cell states c_t
 //! at index 1, so that the hidden states are one contiguous `(batch, steps, H)` block.
+//!
+//! The first layer of a text model reads embeddings, x_t = E[token_t], and then
+//! W_ih x_t = (W_ih Eᵀ)[:, token_t]: a column of one (4H, V) matrix. [`lstm_sequence_from_tokens`]
+//! takes the token ids and W_ih Eᵀ and looks the columns up, so the input projection's product
+//! (a third of the layer's arithmetic with 64-wide embeddings and H = 128), its two backward
+//! products and the embedded input itself are never computed; its gradient is a sum of ∂L/∂A's
+//! rows per token, and Candle's autograd carries it to W_ih and E through the small product
+//! W_ih Eᵀ.
 
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use super::bias::column_sums;
 use super::gate_math;
 use super::gemm::{matmul_into, MatrixRef};
 use super::linear;
@@ -47,8 +56,40 @@ const SAVED: usize = 5;
 struct Sizes {
     batch: usize,
     steps: usize,
+    /// F: the length of each input vector, or the vocabulary V for token ids.
     features: usize,
     hidden: usize,
+}
+
+/// What the layer reads at every step.
+#[derive(Clone, Copy)]
+enum Input<'a, T> {
+    /// Vectors x_t, (B·T, F) row-major.
+    Features(&'a [T]),
+    /// Token ids (B·T), each below F (the vocabulary).
+    Tokens(&'a [u32]),
+}
+
+/// Where each row and step's input part A = W_ih x + b comes from.
+enum Projected<'a, T> {
+    /// Computed for every row and step by one matrix product, (B·T, 4H).
+    Rows(Vec<T>),
+    /// Looked up: row `token` of the table (V, 4H) of W_ih's columns plus b.
+    Lookup { tokens: &'a [u32], table: Vec<T> },
+}
+
+impl<T> Projected<'_, T> {
+    /// A of row and step `position` (= row·T + t), 4H values.
+    fn row(&self, position: usize, width: usize) -> &[T] {
+        let start = match self {
+            Self::Rows(_) => position * width,
+            Self::Lookup { tokens, .. } => tokens[position] as usize * width,
+        };
+        match self {
+            Self::Rows(rows) => &rows[start..start + width],
+            Self::Lookup { table, .. } => &table[start..start + width],
+        }
+    }
 }
 
 impl Sizes {
@@ -90,17 +131,13 @@ struct LstmSequenceOp {
     activations: OnceLock<CpuStorage>,
 }
 
-/// One block of rows, forward: ((((h rows, c rows), saved rows), pre-activation rows), initial
-/// rows).
-type ForwardBlock<'a, T> = (
-    (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]),
-    &'a [T],
-);
+/// One block of rows, forward: (block index, (((h rows, c rows), saved rows), initial rows)).
+type ForwardBlock<'a, T> = (usize, (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]));
 
 /// What the forward pass read and wrote, for the backward pass.
 #[derive(Clone, Copy)]
 struct Recorded<'a, T> {
-    input: &'a [T],
+    input: Input<'a, T>,
     packed: &'a [T],
     initial: &'a [T],
     /// The op's result: h_t then c_t of every row and step.
@@ -119,21 +156,44 @@ type BackwardBlock<'a, T> = (
 );
 
 impl LstmSequenceOp {
-    /// (h_t of every row and step followed by c_t of every row and step, the saved
-    /// activations).
-    fn forward<T: Real>(&self, input: &[T], packed: &[T], initial: &[T]) -> (Vec<T>, Vec<T>) {
+    /// A = X W_ihᵀ + b for every row and step, or the lookup table W_ihᵀ + b for token ids.
+    fn project<'a, T: Real>(&self, input: Input<'a, T>, packed: &[T]) -> Projected<'a, T> {
         let sizes = self.sizes;
-        let (steps, h) = (sizes.steps, sizes.hidden);
+        let h = sizes.hidden;
         let (weight_ih, _) = sizes.weights(packed);
-        // A = X W_ihᵀ + b over every row and step: start from b, add the product.
         let bias: Vec<T> = (0..4 * h)
             .map(|gate| packed[gate * sizes.packed_columns() + sizes.features + h])
             .collect();
-        let pre_activations = linear::forward_rows(
-            MatrixRef::row_major(input, sizes.positions(), sizes.features),
-            weight_ih,
-            &bias,
-        );
+        match input {
+            Input::Features(input) => Projected::Rows(linear::forward_rows(
+                MatrixRef::row_major(input, sizes.positions(), sizes.features),
+                weight_ih,
+                &bias,
+            )),
+            Input::Tokens(tokens) => {
+                let mut table = Vec::with_capacity(sizes.features * 4 * h);
+                for token in 0..sizes.features {
+                    table
+                        .extend((0..4 * h).map(|gate| {
+                            packed[gate * sizes.packed_columns() + token] + bias[gate]
+                        }));
+                }
+                Projected::Lookup { tokens, table }
+            }
+        }
+    }
+
+    /// (h_t of every row and step followed by c_t of every row and step, the saved
+    /// activations).
+    fn forward<T: Real>(
+        &self,
+        input: Input<'_, T>,
+        packed: &[T],
+        initial: &[T],
+    ) -> (Vec<T>, Vec<T>) {
+        let sizes = self.sizes;
+        let (steps, h) = (sizes.steps, sizes.hidden);
+        let projected = self.project(input, packed);
         // W_hhᵀ (H, 4H), row-major, so that each step's product reads its rows in order.
         let offset = sizes.features;
         let mut weight_t = vec![T::zero(); 4 * h * h];
@@ -147,13 +207,14 @@ impl LstmSequenceOp {
 
         let mut states = vec![T::zero(); 2 * sizes.positions() * h];
         let mut saved = vec![T::zero(); sizes.positions() * SAVED * h];
-        let block = |((((hidden, cell), saved), pre_activations), initial): ForwardBlock<'_, T>| {
+        let rows_per_block = sizes.rows_per_block();
+        let block = |(index, (((hidden, cell), saved), initial)): ForwardBlock<'_, T>| {
             let rows = initial.len() / (2 * h);
+            let first_row = index * rows_per_block;
             let mut gates = vec![T::zero(); rows * 4 * h];
             for t in 0..steps {
                 for (row, gate_row) in gates.chunks_exact_mut(4 * h).enumerate() {
-                    let start = (row * steps + t) * 4 * h;
-                    gate_row.copy_from_slice(&pre_activations[start..start + 4 * h]);
+                    gate_row.copy_from_slice(projected.row((first_row + row) * steps + t, 4 * h));
                 }
                 // h_{t−1} of every row: the initial state, or the previous step's outputs.
                 let previous_hidden = if t == 0 {
@@ -180,18 +241,18 @@ impl LstmSequenceOp {
                 }
             }
         };
-        let rows = sizes.rows_per_block();
+        let rows = rows_per_block;
         let (hidden, cell) = states.split_at_mut(sizes.positions() * h);
         if rows < sizes.batch {
             hidden
                 .par_chunks_mut(rows * steps * h)
                 .zip(cell.par_chunks_mut(rows * steps * h))
                 .zip(saved.par_chunks_mut(rows * steps * SAVED * h))
-                .zip(pre_activations.par_chunks(rows * steps * 4 * h))
                 .zip(initial.par_chunks(rows * 2 * h))
+                .enumerate()
                 .for_each(block);
         } else {
-            block(((((hidden, cell), &mut saved), &pre_activations), initial));
+            block((0, (((hidden, cell), &mut saved), initial)));
         }
         (states, saved)
     }
@@ -300,14 +361,34 @@ impl LstmSequenceOp {
         }
 
         let threads = rayon::current_num_threads();
-        // ∂L/∂W_ih = ∂L/∂Aᵀ X, ∂L/∂b = Σ ∂L/∂A and ∂L/∂X = ∂L/∂A W_ih: the input projection's
-        // backward pass, that of a linear layer.
-        let (input_grad, weight_ih_grad, bias_grad) = linear::backward_rows(
-            MatrixRef::row_major(input, sizes.positions(), sizes.features),
-            weight_ih,
-            &gates_grad,
-            input_grad,
-        );
+        let (input_grad, weight_ih_grad, bias_grad) = match input {
+            // ∂L/∂W_ih = ∂L/∂Aᵀ X, ∂L/∂b = Σ ∂L/∂A and ∂L/∂X = ∂L/∂A W_ih: the input
+            // projection's backward pass, that of a linear layer.
+            Input::Features(input) => linear::backward_rows(
+                MatrixRef::row_major(input, sizes.positions(), sizes.features),
+                weight_ih,
+                &gates_grad,
+                input_grad,
+            ),
+            // Column v of W_ih was added to A at every position reading token v: its gradient
+            // is the sum of those positions' ∂L/∂A. Token ids have no gradient.
+            Input::Tokens(tokens) => {
+                let mut table_grad = vec![T::zero(); sizes.features * 4 * h];
+                for (&token, row) in tokens.iter().zip(gates_grad.chunks_exact(4 * h)) {
+                    let start = token as usize * 4 * h;
+                    for (sum, &value) in table_grad[start..start + 4 * h].iter_mut().zip(row) {
+                        *sum += value;
+                    }
+                }
+                let mut weight_ih_grad = vec![T::zero(); 4 * h * sizes.features];
+                for (token, row) in table_grad.chunks_exact(4 * h).enumerate() {
+                    for (gate, &value) in row.iter().enumerate() {
+                        weight_ih_grad[gate * sizes.features + token] = value;
+                    }
+                }
+                (None, weight_ih_grad, column_sums(&gates_grad, 4 * h))
+            }
+        };
         let all_gates_grad = MatrixRef::row_major(&gates_grad, sizes.positions(), 4 * h);
         // ∂L/∂W_hh = Σ ∂L/∂a_tᵀ h_{t−1}: (4H, B·T) · (B·T, H), with h_{t−1} gathered per row.
         let mut previous_hidden = vec![T::zero(); sizes.positions() * h];
@@ -358,12 +439,17 @@ impl CustomOp3 for LstmSequenceOp {
             hidden,
             ..
         } = self.sizes;
-        dispatch_real!(input.dtype(), "dl-lstm-sequence", |T| {
-            let (states, saved) = self.forward::<T>(
-                &row_major(input, input_layout)?,
-                &row_major(packed, packed_layout)?,
-                &row_major(initial, initial_layout)?,
-            );
+        dispatch_real!(packed.dtype(), "dl-lstm-sequence", |T| {
+            let packed = row_major::<T>(packed, packed_layout)?;
+            let initial = row_major::<T>(initial, initial_layout)?;
+            let (states, saved) = if input.dtype() == DType::U32 {
+                let tokens = row_major::<u32>(input, input_layout)?;
+                self.check_tokens(&tokens)?;
+                self.forward::<T>(Input::Tokens(&tokens), &packed, &initial)
+            } else {
+                let features = row_major::<T>(input, input_layout)?;
+                self.forward::<T>(Input::Features(&features), &packed, &initial)
+            };
             // Set once: Candle runs the forward pass of an op exactly once.
             let _ = self.activations.set(T::to_cpu_storage_owned(saved));
             Ok((
@@ -384,15 +470,15 @@ impl CustomOp3 for LstmSequenceOp {
         let Some(saved) = self.activations.get() else {
             candle_core::bail!("dl-lstm-sequence: backward before forward");
         };
-        dispatch_real!(input.dtype(), "dl-lstm-sequence", |T| {
+        dispatch_real!(packed.dtype(), "dl-lstm-sequence", |T| {
             let saved = T::cpu_storage_as_slice(saved)?;
-            let (input_grad, packed_grad, initial_grad) = with_row_major::<T, _>(input, |x| {
+            let run = |input_read: Input<'_, T>| {
                 with_row_major::<T, _>(packed, |packed| {
                     with_row_major::<T, _>(initial, |initial| {
                         with_row_major::<T, _>(states, |states| {
                             with_row_major::<T, _>(states_grad, |grad| {
                                 let forward = Recorded {
-                                    input: x,
+                                    input: input_read,
                                     packed,
                                     initial,
                                     states,
@@ -403,7 +489,12 @@ impl CustomOp3 for LstmSequenceOp {
                         })
                     })
                 })
-            })?;
+            };
+            let (input_grad, packed_grad, initial_grad) = if input.dtype() == DType::U32 {
+                with_row_major::<u32, _>(input, |tokens| run(Input::Tokens(tokens)))?
+            } else {
+                with_row_major::<T, _>(input, |features| run(Input::Features(features)))?
+            };
             Ok((
                 input_grad
                     .map(|grad| tensor_from(grad, input.shape()))
@@ -418,6 +509,20 @@ impl CustomOp3 for LstmSequenceOp {
                     .transpose()?,
             ))
         })
+    }
+}
+
+impl LstmSequenceOp {
+    /// An error naming the first token id that is not below the vocabulary size.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let vocabulary = self.sizes.features;
+        match tokens.iter().find(|&&token| token as usize >= vocabulary) {
+            Some(token) => candle_core::bail!(
+                "lstm_sequence_from_tokens: token id {token} is outside the vocabulary of \
+                 {vocabulary} (the columns of W_ih Eᵀ)"
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -452,6 +557,80 @@ pub fn lstm_sequence(
     initial: &Tensor,
 ) -> Result<Tensor> {
     let (batch, steps, features) = input.dims3()?;
+    if !super::is_supported(&[input, weight_ih, weight_hh, bias, initial]) {
+        candle_core::bail!("lstm_sequence: expected CPU tensors, all f32 or all f64");
+    }
+    run(
+        input,
+        (batch, steps, features),
+        [weight_ih, weight_hh, bias, initial],
+        "input (batch, steps, F), W_ih (4H, F)",
+    )
+}
+
+/// The first LSTM layer of Embedding → LSTM over token ids, batch-first: `tokens` `(batch,
+/// steps)` of type `u32`, `weight_ih_tokens` = W_ih Eᵀ `(4H, V)` with E the `(V, embedding)`
+/// table, then as [`lstm_sequence`]. Gives what [`lstm_sequence`] gives on the embedded tokens
+/// (up to rounding), looking up one column of W_ih Eᵀ per token instead of multiplying; see the
+/// module documentation. Backpropagates to every argument but the token ids. A token id of V
+/// or more is an error naming it.
+///
+/// ```
+/// use dl_tensor::{kernels, DType, Device, Tensor};
+///
+/// let device = Device::Cpu;
+/// let embeddings = Tensor::new(&[[1f64, 0.], [0., 2.], [-1., 1.]], &device)?; // V = 3
+/// let weight_ih = Tensor::new(&[[0.5f64, -0.5], [1., 0.], [0., 1.], [0.25, 0.25]], &device)?;
+/// let weight_hh = Tensor::new(&[[0.1f64], [0.2], [0.3], [0.4]], &device)?; // H = 1
+/// let bias = Tensor::zeros(4, DType::F64, &device)?;
+/// let initial = Tensor::zeros((1, 2), DType::F64, &device)?;
+/// let tokens = Tensor::new(&[[2u32, 0, 1]], &device)?;
+///
+/// let from_tokens = kernels::lstm_sequence::lstm_sequence_from_tokens(
+///     &tokens, &weight_ih.matmul(&embeddings.t()?)?, &weight_hh, &bias, &initial,
+/// )?;
+/// let embedded = embeddings.embedding(&tokens.flatten_all()?)?.unsqueeze(0)?;
+/// let from_vectors =
+///     kernels::lstm_sequence::lstm_sequence(&embedded, &weight_ih, &weight_hh, &bias, &initial)?;
+/// let gap = (from_tokens - from_vectors)?.abs()?.max_all()?.to_scalar::<f64>()?;
+/// assert!(gap < 1e-12);
+/// # Ok::<(), dl_tensor::candle_core::Error>(())
+/// ```
+pub fn lstm_sequence_from_tokens(
+    tokens: &Tensor,
+    weight_ih_tokens: &Tensor,
+    weight_hh: &Tensor,
+    bias: &Tensor,
+    initial: &Tensor,
+) -> Result<Tensor> {
+    let (batch, steps) = tokens.dims2()?;
+    let vocabulary = weight_ih_tokens.dim(1).unwrap_or(0);
+    if tokens.dtype() != DType::U32 || !tokens.device().is_cpu() {
+        candle_core::bail!(
+            "lstm_sequence_from_tokens: expected u32 token ids on the CPU, got {:?} on {:?}",
+            tokens.dtype(),
+            tokens.device().location()
+        );
+    }
+    if !super::is_supported(&[weight_ih_tokens, weight_hh, bias, initial]) {
+        candle_core::bail!("lstm_sequence_from_tokens: expected CPU tensors, all f32 or all f64");
+    }
+    run(
+        tokens,
+        (batch, steps, vocabulary),
+        [weight_ih_tokens, weight_hh, bias, initial],
+        "token ids (batch, steps), W_ih Eᵀ (4H, V)",
+    )
+}
+
+/// Checks the shapes shared by both entry points and applies the op; `expected` names the
+/// caller's input and W_ih in the error.
+fn run(
+    input: &Tensor,
+    (batch, steps, features): (usize, usize, usize),
+    [weight_ih, weight_hh, bias, initial]: [&Tensor; 4],
+    expected: &str,
+) -> Result<Tensor> {
     let hidden = weight_hh.dim(1).unwrap_or(0);
     let shapes_match = weight_ih.dims() == [4 * hidden, features]
         && weight_hh.dims() == [4 * hidden, hidden]
@@ -459,8 +638,8 @@ pub fn lstm_sequence(
         && initial.dims() == [batch, 2 * hidden];
     if !shapes_match {
         candle_core::bail!(
-            "lstm_sequence: expected input (batch, steps, F), W_ih (4H, F), W_hh (4H, H), bias \
-             (4H) and initial state (batch, 2H), got {:?}, {:?}, {:?}, {:?} and {:?}",
+            "lstm_sequence: expected {expected}, W_hh (4H, H), bias (4H) and initial state \
+             (batch, 2H), got {:?}, {:?}, {:?}, {:?} and {:?}",
             input.dims(),
             weight_ih.dims(),
             weight_hh.dims(),
@@ -470,14 +649,12 @@ pub fn lstm_sequence(
     }
     if batch == 0 || steps == 0 || features == 0 || hidden == 0 {
         candle_core::bail!(
-            "lstm_sequence: needs at least one sequence, step, feature and hidden unit, got \
-             input {:?} and W_hh {:?}",
+            "lstm_sequence: needs at least one sequence, step, input column and hidden unit, got \
+             input {:?}, W_ih {:?} and W_hh {:?}",
             input.dims(),
+            weight_ih.dims(),
             weight_hh.dims()
         );
-    }
-    if !super::is_supported(&[input, weight_ih, weight_hh, bias, initial]) {
-        candle_core::bail!("lstm_sequence: expected CPU tensors, all f32 or all f64");
     }
     // The three parameters travel as one small tensor, [W_ih | W_hh | b] (4H, F + H + 1):
     // Candle's custom operations take at most three arguments.
