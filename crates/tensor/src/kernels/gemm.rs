@@ -72,10 +72,47 @@ impl<'a, T> MatrixRef<'a, T> {
         }
     }
 
+    /// The distance between the starts of two consecutive rows.
+    pub(crate) fn row_stride(&self) -> usize {
+        self.row_stride
+    }
+
+    /// The distance between two consecutive elements of a row.
+    pub(crate) fn column_stride(&self) -> usize {
+        self.column_stride
+    }
+
+    /// The slice the view reads.
+    pub(crate) fn data(&self) -> &'a [T] {
+        self.data
+    }
+
+    /// Element (i, j); panics when it lies outside the slice.
+    pub(crate) fn get(&self, i: usize, j: usize) -> T
+    where
+        T: Copy,
+    {
+        self.data[i * self.row_stride + j * self.column_stride]
+    }
+
+    /// The number of elements of `data` the view reaches: one past its last element's index.
+    fn extent(&self) -> usize {
+        if self.rows > 0 && self.columns > 0 {
+            (self.rows - 1) * self.row_stride + (self.columns - 1) * self.column_stride + 1
+        } else {
+            0
+        }
+    }
+
+    /// Whether every element (i, j) lies inside `data`.
+    pub(crate) fn within_extent(&self) -> bool {
+        self.extent() <= self.data.len()
+    }
+
     /// Panics unless every element (i, j) lies inside `data`.
     fn check_extent(&self, what: &str) {
         if self.rows > 0 && self.columns > 0 {
-            let last = (self.rows - 1) * self.row_stride + (self.columns - 1) * self.column_stride;
+            let last = self.extent() - 1;
             assert!(
                 last < self.data.len(),
                 "gemm: {what} of {}x{} with strides ({}, {}) needs {} elements, has {}",

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! A = X W_ihᵀ + b                  (all steps of all sequences in one matrix product)
-//! a = A_t + W_hh h_{t−1}            (one small product per step, into a reused buffer)
+//! a = A_t + W_hh h_{t−1}            (one small product per step against W_hh packed once: packed_gemm)
 //! i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)
 //! c_t = f ⊙ c_{t−1} + i ⊙ g         h_t = o ⊙ tanh(c_t)
 //! ```
@@ -45,6 +45,7 @@ use super::bias::column_sums;
 use super::gate_math;
 use super::gemm::{matmul_into, MatrixRef};
 use super::linear;
+use super::packed_gemm::{matmul_packed_into, PackedMatrix};
 use super::slices::{row_major, tensor_from, with_row_major};
 use super::{dispatch_real, worth_parallel, Real};
 
@@ -194,16 +195,9 @@ impl LstmSequenceOp {
         let sizes = self.sizes;
         let (steps, h) = (sizes.steps, sizes.hidden);
         let projected = self.project(input, packed);
-        // W_hhᵀ (H, 4H), row-major, so that each step's product reads its rows in order.
-        let offset = sizes.features;
-        let mut weight_t = vec![T::zero(); 4 * h * h];
-        for gate in 0..4 * h {
-            let row = &packed[gate * sizes.packed_columns() + offset..][..h];
-            for (k, &value) in row.iter().enumerate() {
-                weight_t[k * 4 * h + gate] = value;
-            }
-        }
-        let weight_t = MatrixRef::row_major(&weight_t, h, 4 * h);
+        // W_hhᵀ (H, 4H), packed once for the products of all steps.
+        let (_, weight_hh) = sizes.weights(packed);
+        let weight_t = PackedMatrix::new(weight_hh.t());
 
         let mut states = vec![T::zero(); 2 * sizes.positions() * h];
         let mut saved = vec![T::zero(); sizes.positions() * SAVED * h];
@@ -222,7 +216,7 @@ impl LstmSequenceOp {
                 } else {
                     MatrixRef::strided(&hidden[(t - 1) * h..], rows, h, steps * h)
                 };
-                matmul_into(&mut gates, previous_hidden, weight_t, true, 1);
+                matmul_packed_into(&mut gates, previous_hidden, &weight_t, true);
                 for (row, gate_row) in gates.chunks_exact(4 * h).enumerate() {
                     let position = row * steps + t;
                     let (before, current) = cell.split_at_mut(position * h);
@@ -277,6 +271,8 @@ impl LstmSequenceOp {
         let (weight_ih, weight_hh) = sizes.weights(packed);
         let (hidden, cell) = states.split_at(sizes.positions() * h);
         let (hidden_grad, cell_grad) = states_grad.split_at(sizes.positions() * h);
+        // W_hh (4H, H), packed once for the products of all steps.
+        let weight_hh_packed = PackedMatrix::new(weight_hh);
         let mut gates_grad = vec![T::zero(); sizes.positions() * 4 * h];
         let mut initial_grad = vec![T::zero(); sizes.batch * 2 * h];
         let block = |(
@@ -323,12 +319,11 @@ impl LstmSequenceOp {
                     );
                 }
                 // ∂L/∂h_{t−1} from the recurrence: ∂L/∂a_t (rows, 4H) · W_hh (4H, H).
-                matmul_into(
+                matmul_packed_into(
                     &mut hidden_carry,
                     MatrixRef::strided(&gates_grad[t * 4 * h..], rows, 4 * h, steps * 4 * h),
-                    weight_hh,
+                    &weight_hh_packed,
                     false,
-                    1,
                 );
             }
             for (row, out) in initial_grad.chunks_exact_mut(2 * h).enumerate() {

@@ -55,6 +55,7 @@ pub mod linear;
 pub mod lstm_cell;
 pub mod lstm_sequence;
 pub mod max_pool2d;
+mod packed_gemm;
 mod slices;
 
 use std::sync::atomic::{AtomicU8, Ordering};
