@@ -27,7 +27,8 @@ fn main() {
     let cli = Cli::parse();
     // Before any tensor operation starts a thread pool.
     dl_tensor::threads::configure(cli.threads);
-    if let Err(error) = run(cli) {
+    // The whole command runs on a thread of the compute pool (see dl_tensor::threads).
+    if let Err(error) = dl_tensor::threads::on_compute_threads(|| run(cli)) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

@@ -27,7 +27,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     dl_tensor::threads::configure(cli.threads);
-    if let Err(error) = run(cli) {
+    // The whole command runs on a thread of the compute pool (see dl_tensor::threads).
+    if let Err(error) = dl_tensor::threads::on_compute_threads(|| run(cli)) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

@@ -387,10 +387,6 @@ impl Lstm {
         state: &LstmState,
         mode: Mode,
     ) -> Result<(Tensor, LstmState)> {
-        let seq_len = match &input {
-            LayerInput::Vectors(vectors) => vectors.dim(1)?,
-            LayerInput::Tokens { ids, .. } => ids.dim(1)?,
-        };
         let mut layer_input = input;
         let mut final_hidden = Vec::with_capacity(self.layers.len());
         let mut final_cell = Vec::with_capacity(self.layers.len());
@@ -402,8 +398,7 @@ impl Lstm {
             let initial = Tensor::cat(&[state.hidden.get(index)?, state.cell.get(index)?], 1)?;
             let (weight_ih, weight_hh) =
                 (weights.weight_ih.as_tensor(), weights.weight_hh.as_tensor());
-            // (2, batch, seq_len, H): every step's hidden state, then every step's cell state.
-            let states = match layer_input {
+            let output = match layer_input {
                 LayerInput::Vectors(vectors) => {
                     let vectors = if index > 0 {
                         self.dropout.forward(&vectors, mode)?
@@ -424,10 +419,9 @@ impl Lstm {
                     )?
                 }
             };
-            let last = states.narrow(2, seq_len - 1, 1)?.squeeze(2)?;
-            final_hidden.push(last.get(0)?);
-            final_cell.push(last.get(1)?);
-            layer_input = LayerInput::Vectors(states.get(0)?);
+            final_hidden.push(output.final_hidden);
+            final_cell.push(output.final_cell);
+            layer_input = LayerInput::Vectors(output.hidden);
         }
         let LayerInput::Vectors(outputs) = layer_input else {
             unreachable!("every layer outputs vectors and there is at least one layer");

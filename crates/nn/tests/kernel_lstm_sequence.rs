@@ -7,7 +7,9 @@ mod common;
 
 use common::{assert_close, Result};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
-use dl_tensor::kernels::lstm_sequence::{lstm_sequence, lstm_sequence_from_tokens};
+use dl_tensor::kernels::lstm_sequence::{
+    lstm_sequence, lstm_sequence_from_tokens, LstmSequenceOutput,
+};
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
 
 /// N(0, scale²) values of `shape` in f64.
@@ -62,13 +64,13 @@ impl Case {
     }
 
     fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
-        lstm_sequence(
+        all_outputs(&lstm_sequence(
             self.input.as_tensor(),
             self.weight_ih.as_tensor(),
             self.weight_hh.as_tensor(),
             self.bias.as_tensor(),
             self.initial.as_tensor(),
-        )
+        )?)
     }
 
     /// The reference: the step loop of [`step_loop`] on this case's tensors.
@@ -83,8 +85,21 @@ impl Case {
     }
 }
 
+/// Every output of the kernel in one flat tensor, so that one weighted sum sends a gradient
+/// through each: the hidden states of every step, then h_T, then c_T.
+fn all_outputs(output: &LstmSequenceOutput) -> dl_tensor::candle_core::Result<Tensor> {
+    Tensor::cat(
+        &[
+            output.hidden.flatten_all()?,
+            output.final_hidden.flatten_all()?,
+            output.final_cell.flatten_all()?,
+        ],
+        0,
+    )
+}
+
 /// The reference: for t = 0, 1, …: a = x_t W_ihᵀ + b + h W_hhᵀ, then the cell's formulas, as
-/// Candle operations; returns (2, batch, steps, H) like the kernel.
+/// Candle operations; returns what [`all_outputs`] gives for the kernel.
 fn step_loop(
     input: &Tensor,
     weight_ih: &Tensor,
@@ -114,10 +129,11 @@ fn step_loop(
         hiddens.push(hidden.clone());
         cells.push(cell.clone());
     }
-    Ok(Tensor::stack(
-        &[Tensor::stack(&hiddens, 1)?, Tensor::stack(&cells, 1)?],
-        0,
-    )?)
+    Ok(all_outputs(&LstmSequenceOutput {
+        hidden: Tensor::stack(&hiddens, 1)?,
+        final_hidden: hidden,
+        final_cell: cell,
+    })?)
 }
 
 const NAMES: [&str; 5] = ["x", "W_ih", "W_hh", "b", "initial state"];
@@ -203,7 +219,7 @@ fn constants_get_no_gradient_and_bad_shapes_are_errors() -> Result {
         case.bias.as_tensor(),
         &initial,
     )?;
-    let store = weighted_sum(&output, 5)?.backward()?;
+    let store = weighted_sum(&output.hidden, 5)?.backward()?;
     assert!(store.get(&input).is_none() && store.get(&initial).is_none());
     assert!(store.get(case.weight_hh.as_tensor()).is_some());
 
@@ -292,7 +308,7 @@ impl TokenCase {
 
     /// The kernel on token ids, with W_ih Eᵀ formed by Candle (so gradients reach E and W_ih).
     fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
-        lstm_sequence_from_tokens(
+        all_outputs(&lstm_sequence_from_tokens(
             &self.tokens,
             &self
                 .weight_ih
@@ -301,7 +317,7 @@ impl TokenCase {
             self.weight_hh.as_tensor(),
             self.bias.as_tensor(),
             self.initial.as_tensor(),
-        )
+        )?)
     }
 
     /// The reference: Candle's embedding lookup, then the step loop.

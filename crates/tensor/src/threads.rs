@@ -23,11 +23,22 @@
 //! | `CANDLE_NUM_THREADS` | 1 | Candle's element-wise operations |
 //!
 //! `docs/performance.md` has the measurements behind them.
+//!
+//! A training step splits work over Rayon's pool a dozen times or more (each kernel, each
+//! matrix product). Called from `main`, every split hands the work to the pool, puts the
+//! calling thread to sleep and wakes it when the pool is done: the character LSTM made about
+//! 120 context switches per training step that way, against 14 when the loop itself runs on
+//! one of the pool's threads, where a split is only work pushed on that thread's queue for the
+//! others to take. [`on_compute_threads`] runs a training loop there.
 
 /// The variable Rayon reads for the size of its global pool.
 pub const RAYON_VARIABLE: &str = "RAYON_NUM_THREADS";
 /// The variable Candle reads for the size of its element-wise pool.
 pub const CANDLE_VARIABLE: &str = "CANDLE_NUM_THREADS";
+
+/// The stack of each thread of Rayon's pool: 8 MiB, a Linux main thread's default (Rust's own
+/// threads get 2 MiB).
+pub const WORKER_STACK_BYTES: usize = 8 << 20;
 
 /// What [`configure`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +74,9 @@ fn from_environment(variable: &str) -> Option<usize> {
 /// wins over `RAYON_NUM_THREADS`, which wins over the default, the physical cores; Candle's
 /// element-wise pool keeps `CANDLE_NUM_THREADS` when set, else 1.
 ///
+/// It also starts Rayon's global pool with that many threads, each with a stack of
+/// [`WORKER_STACK_BYTES`].
+///
 /// Call it first thing in `main`, before any tensor operation and before other threads start:
 /// the pools read the variables once, and changing the environment while other threads read it
 /// is a data race on some platforms.
@@ -87,9 +101,32 @@ pub fn configure(requested: Option<usize>) -> ThreadPlan {
     let elementwise_threads = from_environment(CANDLE_VARIABLE).unwrap_or(1);
     std::env::set_var(RAYON_VARIABLE, compute_threads.to_string());
     std::env::set_var(CANDLE_VARIABLE, elementwise_threads.to_string());
+    // Started here rather than on first use, to give its threads the stack a main thread has:
+    // programs run their whole loop on one of them (`on_compute_threads`), and Candle's
+    // backpropagation walks the graph recursively. Fails, harmlessly, when the pool has
+    // already started; it then keeps its size.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(compute_threads)
+        .stack_size(WORKER_STACK_BYTES)
+        .build_global();
     ThreadPlan {
         compute_threads,
         elementwise_threads,
         source,
     }
+}
+
+/// Runs `work` on one of the threads of Rayon's global pool and returns its result: call the
+/// training loop through it, so that the kernels and matrix products it starts are shared out
+/// from inside the pool instead of being handed over from outside and waited for (see the
+/// module documentation). Inside the pool it simply calls `work`.
+///
+/// ```
+/// let on_pool = dl_tensor::threads::on_compute_threads(|| rayon::current_thread_index().is_some());
+/// assert!(on_pool);
+/// ```
+pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    // `join` runs its first closure on a worker of the pool, injecting the whole call when the
+    // caller is outside it; the second closure has nothing to do.
+    rayon::join(work, || ()).0
 }

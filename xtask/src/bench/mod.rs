@@ -298,18 +298,22 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     }
     bench.emit(header)?;
 
-    match what {
-        What::Gemm => gemm::run(&mut bench)?,
-        What::Cnn => cnn::train_and_infer(&mut bench)?,
-        What::Lstm => lstm::train_and_sample(&mut bench)?,
-        What::Epochs { count } => cnn::epochs(&mut bench, count)?,
-        What::All => {
-            gemm::run(&mut bench)?;
-            cnn::train_and_infer(&mut bench)?;
-            lstm::train_and_sample(&mut bench)?;
+    // On a thread of the compute pool, as the apps train (see dl_tensor::threads).
+    dl_tensor::threads::on_compute_threads(|| -> Result<()> {
+        match what {
+            What::Gemm => gemm::run(&mut bench)?,
+            What::Cnn => cnn::train_and_infer(&mut bench)?,
+            What::Lstm => lstm::train_and_sample(&mut bench)?,
+            What::Epochs { count } => cnn::epochs(&mut bench, count)?,
+            What::All => {
+                gemm::run(&mut bench)?;
+                cnn::train_and_infer(&mut bench)?;
+                lstm::train_and_sample(&mut bench)?;
+            }
+            What::Compare { .. } => unreachable!("handled above"),
         }
-        What::Compare { .. } => unreachable!("handled above"),
-    }
+        Ok(())
+    })?;
     eprintln!("\n{}", summary(&bench.results));
     if let Some(path) = &options.compare {
         let theirs = compare::read_jsonl(path)?;

@@ -12,8 +12,9 @@
 //! Backward goes from the last step to the first with the formulas of `gate_math`, carrying
 //! ∂L/∂h_{t−1} = (from the output) + W_hhᵀ ∂L/∂a_t and ∂L/∂c_{t−1} = δc ⊙ f. The gradients of
 //! the weights, ∂L/∂W_hh = Σ_t ∂L/∂a_tᵀ h_{t−1}, ∂L/∂W_ih = ∂L/∂Aᵀ X and ∂L/∂b = Σ ∂L/∂A, and
-//! that of the input, ∂L/∂X = ∂L/∂A W_ih, are each one large matrix product (or sum) after the
-//! loop instead of one small one per step.
+//! that of the input, ∂L/∂X = ∂L/∂A W_ih, are each one large matrix product (or sum) over a
+//! thread's rows after its loop, instead of one small one per step; the threads' shares are
+//! added at the end.
 //!
 //! Why one operation: written with tensor operations, a step is a matrix product, a cell
 //! operation and the bookkeeping of several tensors, forward and backward, about 30 µs each
@@ -22,10 +23,14 @@
 //! input projection and the recurrence would cost two extra passes over megabytes. Here a step
 //! allocates nothing and the pre-activations never become a tensor. The sequences of a batch
 //! are independent, so the batch is split into one block of rows per thread, and each thread
-//! runs the whole sequence for its rows without waiting for the others.
+//! runs the whole sequence for its rows, forward and backward, without waiting for the others.
 //!
-//! The result is `(2, batch, steps, H)`: the hidden states h_t at index 0, the cell states c_t
-//! at index 1, so that the hidden states are one contiguous `(batch, steps, H)` block.
+//! The op's result holds only what a caller reads: the hidden states h_t of every step, one
+//! contiguous `(batch·steps, H)` block, followed by the last cell state c_T `(batch, H)`. The
+//! other cell states stay inside the op with the activations backward needs. That matters for
+//! the same reason as above: the gradient Candle hands back has the size of the result, and
+//! taking the hidden states out of a result twice as large (with every cell state) cost a
+//! zeroed tensor, a concatenation and an addition of that size at every training step.
 //!
 //! The first layer of a text model reads embeddings, x_t = E[token_t], and then
 //! W_ih x_t = (W_ih Eᵀ)[:, token_t]: a column of one (4H, V) matrix. [`lstm_sequence_from_tokens`]
@@ -41,7 +46,6 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::bias::column_sums;
 use super::gate_math;
 use super::gemm::{matmul_into, MatrixRef};
 use super::linear;
@@ -49,8 +53,8 @@ use super::packed_gemm::{matmul_packed_into, PackedMatrix};
 use super::slices::{row_major, tensor_from, with_row_major};
 use super::{dispatch_real, worth_parallel, Real};
 
-/// The activations saved per row and step for backward: i, f, g, o, tanh c_t.
-const SAVED: usize = 5;
+/// The values saved per row and step for backward: i, f, g, o, tanh c_t, then c_t.
+const SAVED: usize = 6;
 
 /// The sizes of one call.
 #[derive(Debug, Clone, Copy)]
@@ -125,36 +129,37 @@ impl Sizes {
     }
 }
 
-/// The custom op on (x (B, T, F), [W_ih | W_hh | b] (4H, F + H + 1), h₀ | c₀ (B, 2H)).
+/// What the forward pass keeps for backward: how many rows of the batch each block had, and
+/// for each block the saved values of its rows and steps, (rows, T, 6H).
+struct Saved {
+    rows_per_block: usize,
+    blocks: Vec<CpuStorage>,
+}
+
+/// The custom op on (x (B, T, F) or token ids (B, T), [W_ih | W_hh | b] (4H, F + H + 1),
+/// h₀ | c₀ (B, 2H)); its result is h_t of every row and step followed by c_T of every row,
+/// (B·T + B, H).
 struct LstmSequenceOp {
     sizes: Sizes,
-    /// i, f, g, o, tanh c_t of every row and step, (B, T, 5H), saved by the forward pass.
-    activations: OnceLock<CpuStorage>,
+    saved: OnceLock<Saved>,
 }
 
-/// One block of rows, forward: (block index, (((h rows, c rows), saved rows), initial rows)).
-type ForwardBlock<'a, T> = (usize, (((&'a mut [T], &'a mut [T]), &'a mut [T]), &'a [T]));
-
-/// What the forward pass read and wrote, for the backward pass.
-#[derive(Clone, Copy)]
-struct Recorded<'a, T> {
-    input: Input<'a, T>,
-    packed: &'a [T],
-    initial: &'a [T],
-    /// The op's result: h_t then c_t of every row and step.
-    states: &'a [T],
-    /// The activations saved per row and step.
-    saved: &'a [T],
+/// Runs `work(index, item)` for every block, on rayon's threads when there is more than one.
+fn for_each_block<I: Send, R: Send>(items: Vec<I>, work: impl Fn(usize, I) -> R + Sync) -> Vec<R> {
+    if items.len() > 1 {
+        items
+            .into_par_iter()
+            .enumerate()
+            .map(|(index, item)| work(index, item))
+            .collect()
+    } else {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| work(index, item))
+            .collect()
+    }
 }
-
-/// One block of rows, backward: ((((((∂L/∂A, ∂L/∂(h₀|c₀)), saved), c), initial), ∂L/∂h), ∂L/∂c).
-type BackwardBlock<'a, T> = (
-    (
-        ((((&'a mut [T], &'a mut [T]), &'a [T]), &'a [T]), &'a [T]),
-        &'a [T],
-    ),
-    &'a [T],
-);
 
 impl LstmSequenceOp {
     /// A = X W_ihᵀ + b for every row and step, or the lookup table W_ihᵀ + b for token ids.
@@ -184,27 +189,33 @@ impl LstmSequenceOp {
         }
     }
 
-    /// (h_t of every row and step followed by c_t of every row and step, the saved
-    /// activations).
+    /// The op's result (h_t of every row and step, then c_T of every row), the saved values of
+    /// each block, and the rows per block.
     fn forward<T: Real>(
         &self,
         input: Input<'_, T>,
         packed: &[T],
         initial: &[T],
-    ) -> (Vec<T>, Vec<T>) {
+    ) -> (Vec<T>, Vec<Vec<T>>, usize) {
         let sizes = self.sizes;
         let (steps, h) = (sizes.steps, sizes.hidden);
         let projected = self.project(input, packed);
         // W_hhᵀ (H, 4H), packed once for the products of all steps.
         let (_, weight_hh) = sizes.weights(packed);
         let weight_t = PackedMatrix::new(weight_hh.t());
-
-        let mut states = vec![T::zero(); 2 * sizes.positions() * h];
-        let mut saved = vec![T::zero(); sizes.positions() * SAVED * h];
         let rows_per_block = sizes.rows_per_block();
-        let block = |(index, (((hidden, cell), saved), initial)): ForwardBlock<'_, T>| {
+
+        let mut output = vec![T::zero(); (sizes.positions() + sizes.batch) * h];
+        let (hidden, final_cell) = output.split_at_mut(sizes.positions() * h);
+        let blocks: Vec<_> = hidden
+            .chunks_mut(rows_per_block * steps * h)
+            .zip(final_cell.chunks_mut(rows_per_block * h))
+            .zip(initial.chunks(rows_per_block * 2 * h))
+            .collect();
+        let saved = for_each_block(blocks, |index, ((hidden, final_cell), initial)| {
             let rows = initial.len() / (2 * h);
             let first_row = index * rows_per_block;
+            let mut saved = vec![T::zero(); rows * steps * SAVED * h];
             let mut gates = vec![T::zero(); rows * 4 * h];
             for t in 0..steps {
                 for (row, gate_row) in gates.chunks_exact_mut(4 * h).enumerate() {
@@ -219,98 +230,100 @@ impl LstmSequenceOp {
                 matmul_packed_into(&mut gates, previous_hidden, &weight_t, true);
                 for (row, gate_row) in gates.chunks_exact(4 * h).enumerate() {
                     let position = row * steps + t;
-                    let (before, current) = cell.split_at_mut(position * h);
+                    let (before, current) = saved.split_at_mut(position * SAVED * h);
                     let previous_cell = if t == 0 {
                         &initial[row * 2 * h + h..(row + 1) * 2 * h]
                     } else {
-                        &before[(position - 1) * h..]
+                        &before[(position - 1) * SAVED * h + 5 * h..]
                     };
+                    let (activations, cell) = current[..SAVED * h].split_at_mut(5 * h);
                     gate_math::forward_row(
                         gate_row,
                         previous_cell,
                         &mut hidden[position * h..(position + 1) * h],
-                        &mut current[..h],
-                        &mut saved[position * SAVED * h..(position + 1) * SAVED * h],
+                        cell,
+                        activations,
                     );
                 }
             }
-        };
-        let rows = rows_per_block;
-        let (hidden, cell) = states.split_at_mut(sizes.positions() * h);
-        if rows < sizes.batch {
-            hidden
-                .par_chunks_mut(rows * steps * h)
-                .zip(cell.par_chunks_mut(rows * steps * h))
-                .zip(saved.par_chunks_mut(rows * steps * SAVED * h))
-                .zip(initial.par_chunks(rows * 2 * h))
-                .enumerate()
-                .for_each(block);
-        } else {
-            block((0, (((hidden, cell), &mut saved), initial)));
-        }
-        (states, saved)
+            for (row, out) in final_cell.chunks_exact_mut(h).enumerate() {
+                let last = (row * steps + steps - 1) * SAVED * h + 5 * h;
+                out.copy_from_slice(&saved[last..last + h]);
+            }
+            saved
+        });
+        (output, saved, rows_per_block)
     }
 
-    /// (∂L/∂x (B, T, F), ∂L/∂[W_ih | W_hh | b] (4H, F + H + 1), ∂L/∂(h₀ | c₀) (B, 2H)); the
-    /// input's gradient only when `input_grad` is true.
+    /// (∂L/∂x (B, T, F), ∂L/∂[W_ih | W_hh | b] (4H, F + H + 1), ∂L/∂(h₀ | c₀) (B, 2H)) from
+    /// the gradient of the result; the input's gradient only for vectors and when `input_grad`.
+    #[allow(clippy::too_many_arguments)]
     fn backward<T: Real>(
         &self,
-        forward: Recorded<'_, T>,
-        states_grad: &[T],
+        input: Input<'_, T>,
+        packed: &[T],
+        initial: &[T],
+        output: &[T],
+        saved: (usize, &[&[T]]),
+        output_grad: &[T],
         input_grad: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
-        let Recorded {
-            input,
-            packed,
-            initial,
-            states,
-            saved,
-        } = forward;
         let sizes = self.sizes;
-        let (steps, h) = (sizes.steps, sizes.hidden);
+        let (steps, h, features) = (sizes.steps, sizes.hidden, sizes.features);
+        let (rows_per_block, saved) = saved;
         let (weight_ih, weight_hh) = sizes.weights(packed);
-        let (hidden, cell) = states.split_at(sizes.positions() * h);
-        let (hidden_grad, cell_grad) = states_grad.split_at(sizes.positions() * h);
         // W_hh (4H, H), packed once for the products of all steps.
         let weight_hh_packed = PackedMatrix::new(weight_hh);
-        let mut gates_grad = vec![T::zero(); sizes.positions() * 4 * h];
+        let hidden = &output[..sizes.positions() * h];
+        let (hidden_grad, final_cell_grad) = output_grad.split_at(sizes.positions() * h);
+
         let mut initial_grad = vec![T::zero(); sizes.batch * 2 * h];
-        let block = |(
-            (((((gates_grad, initial_grad), saved), cell), initial), from_hidden),
-            from_cell,
-        ): BackwardBlock<'_, T>| {
-            let rows = initial.len() / (2 * h);
-            // ∂L/∂h_t and ∂L/∂c_t arriving from step t + 1, per row.
+        let mut input_grad = (input_grad && matches!(input, Input::Features(_)))
+            .then(|| vec![T::zero(); sizes.positions() * features]);
+        let input_grad_blocks: Vec<Option<&mut [T]>> = match input_grad.as_mut() {
+            Some(values) => values
+                .chunks_mut(rows_per_block * steps * features)
+                .map(Some)
+                .collect(),
+            None => saved.iter().map(|_| None).collect(),
+        };
+        let blocks: Vec<_> = initial_grad
+            .chunks_mut(rows_per_block * 2 * h)
+            .zip(input_grad_blocks)
+            .collect();
+        let shares = for_each_block(blocks, |index, (initial_grad, input_grad)| {
+            let rows = initial_grad.len() / (2 * h);
+            let first_row = index * rows_per_block;
+            let positions = first_row * steps..(first_row + rows) * steps;
+            let saved = saved[index];
+            let initial = &initial[first_row * 2 * h..(first_row + rows) * 2 * h];
+            let from_hidden = &hidden_grad[positions.start * h..positions.end * h];
+            let mut gates_grad = vec![T::zero(); rows * steps * 4 * h];
+            // ∂L/∂h_t and ∂L/∂c_t arriving from step t + 1 (from the result, for c_T).
             let mut hidden_carry = vec![T::zero(); rows * h];
-            let mut cell_carry = vec![T::zero(); rows * h];
+            let mut cell_carry = final_cell_grad[first_row * h..(first_row + rows) * h].to_vec();
             let mut hidden_total = vec![T::zero(); h];
             let mut cell_total = vec![T::zero(); h];
             for t in (0..steps).rev() {
                 for row in 0..rows {
                     let position = row * steps + t;
-                    let here = position * h..(position + 1) * h;
                     let carried = row * h..(row + 1) * h;
                     let previous_cell = if t > 0 {
-                        &cell[(position - 1) * h..position * h]
+                        &saved[(position - 1) * SAVED * h + 5 * h..position * SAVED * h]
                     } else {
                         &initial[row * 2 * h + h..(row + 1) * 2 * h]
                     };
-                    // What reaches h_t and c_t: from the output at t and from step t + 1.
+                    // What reaches h_t: from the output at t and from step t + 1.
                     for (total, (&output, &carry)) in hidden_total.iter_mut().zip(
-                        from_hidden[here.clone()]
+                        from_hidden[position * h..(position + 1) * h]
                             .iter()
                             .zip(&hidden_carry[carried.clone()]),
                     ) {
                         *total = output + carry;
                     }
-                    for (total, (&output, &carry)) in cell_total
-                        .iter_mut()
-                        .zip(from_cell[here].iter().zip(&cell_carry[carried.clone()]))
-                    {
-                        *total = output + carry;
-                    }
+                    cell_total.copy_from_slice(&cell_carry[carried.clone()]);
                     gate_math::backward_row(
-                        &saved[position * SAVED * h..(position + 1) * SAVED * h],
+                        &saved[position * SAVED * h..position * SAVED * h + 5 * h],
                         previous_cell,
                         &hidden_total,
                         &cell_total,
@@ -330,88 +343,118 @@ impl LstmSequenceOp {
                 out[..h].copy_from_slice(&hidden_carry[row * h..(row + 1) * h]);
                 out[h..].copy_from_slice(&cell_carry[row * h..(row + 1) * h]);
             }
-        };
-        let rows = sizes.rows_per_block();
-        if rows < sizes.batch {
-            gates_grad
-                .par_chunks_mut(rows * steps * 4 * h)
-                .zip(initial_grad.par_chunks_mut(rows * 2 * h))
-                .zip(saved.par_chunks(rows * steps * SAVED * h))
-                .zip(cell.par_chunks(rows * steps * h))
-                .zip(initial.par_chunks(rows * 2 * h))
-                .zip(hidden_grad.par_chunks(rows * steps * h))
-                .zip(cell_grad.par_chunks(rows * steps * h))
-                .for_each(block);
-        } else {
-            block((
-                (
-                    (
-                        (((&mut gates_grad, &mut initial_grad), saved), cell),
-                        initial,
-                    ),
-                    hidden_grad,
-                ),
-                cell_grad,
-            ));
-        }
-
-        let threads = rayon::current_num_threads();
-        let (input_grad, weight_ih_grad, bias_grad) = match input {
-            // ∂L/∂W_ih = ∂L/∂Aᵀ X, ∂L/∂b = Σ ∂L/∂A and ∂L/∂X = ∂L/∂A W_ih: the input
-            // projection's backward pass, that of a linear layer.
-            Input::Features(input) => linear::backward_rows(
-                MatrixRef::row_major(input, sizes.positions(), sizes.features),
-                weight_ih,
+            let previous_hidden = previous_hidden_rows(
+                &hidden[positions.start * h..positions.end * h],
+                initial,
+                (rows, steps, h),
+            );
+            self.parameter_share(
+                input,
+                positions,
                 &gates_grad,
-                input_grad,
-            ),
+                &previous_hidden,
+                (weight_ih, input_grad),
+            )
+        });
+        let mut shares = shares.into_iter();
+        let mut packed_grad = shares.next().unwrap_or_default();
+        for share in shares {
+            for (total, value) in packed_grad.iter_mut().zip(share) {
+                *total += value;
+            }
+        }
+        (input_grad, packed_grad, initial_grad)
+    }
+
+    /// One block's share of ∂L/∂[W_ih | W_hh | b] (4H, F + H + 1) from its ∂L/∂A (rows·T, 4H)
+    /// and h_{t−1} (rows·T, H), for the rows and steps `positions`; also its rows of ∂L/∂x when
+    /// `input_grad` is given (vectors only).
+    fn parameter_share<T: Real>(
+        &self,
+        input: Input<'_, T>,
+        positions: std::ops::Range<usize>,
+        gates_grad: &[T],
+        previous_hidden: &[T],
+        (weight_ih, input_grad): (MatrixRef<'_, T>, Option<&mut [T]>),
+    ) -> Vec<T> {
+        let sizes = self.sizes;
+        let (h, features, columns) = (sizes.hidden, sizes.features, sizes.packed_columns());
+        let count = positions.len();
+        let grad = MatrixRef::row_major(gates_grad, count, 4 * h);
+        // ∂L/∂W_ih, (4H, F).
+        let weight_ih_grad = match input {
+            // ∂L/∂W_ih = ∂L/∂Aᵀ X and ∂L/∂X = ∂L/∂A W_ih, as in a linear layer.
+            Input::Features(x) => {
+                let x = MatrixRef::row_major(
+                    &x[positions.start * features..positions.end * features],
+                    count,
+                    features,
+                );
+                let mut weight_ih_grad = vec![T::zero(); 4 * h * features];
+                matmul_into(&mut weight_ih_grad, grad.t(), x, false, 1);
+                if let Some(input_grad) = input_grad {
+                    matmul_into(input_grad, grad, weight_ih, false, 1);
+                }
+                weight_ih_grad
+            }
             // Column v of W_ih was added to A at every position reading token v: its gradient
-            // is the sum of those positions' ∂L/∂A. Token ids have no gradient.
+            // is the sum of those positions' ∂L/∂A, summed per token first (rows of 4H).
             Input::Tokens(tokens) => {
-                let mut table_grad = vec![T::zero(); sizes.features * 4 * h];
-                for (&token, row) in tokens.iter().zip(gates_grad.chunks_exact(4 * h)) {
+                let mut table_grad = vec![T::zero(); features * 4 * h];
+                for (&token, row) in tokens[positions].iter().zip(gates_grad.chunks_exact(4 * h)) {
                     let start = token as usize * 4 * h;
                     for (sum, &value) in table_grad[start..start + 4 * h].iter_mut().zip(row) {
                         *sum += value;
                     }
                 }
-                let mut weight_ih_grad = vec![T::zero(); 4 * h * sizes.features];
+                let mut weight_ih_grad = vec![T::zero(); 4 * h * features];
                 for (token, row) in table_grad.chunks_exact(4 * h).enumerate() {
                     for (gate, &value) in row.iter().enumerate() {
-                        weight_ih_grad[gate * sizes.features + token] = value;
+                        weight_ih_grad[gate * features + token] = value;
                     }
                 }
-                (None, weight_ih_grad, column_sums(&gates_grad, 4 * h))
+                weight_ih_grad
             }
         };
-        let all_gates_grad = MatrixRef::row_major(&gates_grad, sizes.positions(), 4 * h);
-        // ∂L/∂W_hh = Σ ∂L/∂a_tᵀ h_{t−1}: (4H, B·T) · (B·T, H), with h_{t−1} gathered per row.
-        let mut previous_hidden = vec![T::zero(); sizes.positions() * h];
-        for (position, out) in previous_hidden.chunks_exact_mut(h).enumerate() {
-            let (row, t) = (position / steps, position % steps);
-            out.copy_from_slice(if t > 0 {
-                &hidden[(position - 1) * h..position * h]
-            } else {
-                &initial[row * 2 * h..row * 2 * h + h]
-            });
-        }
+        // ∂L/∂W_hh = Σ ∂L/∂a_tᵀ h_{t−1}, (4H, H).
         let mut weight_hh_grad = vec![T::zero(); 4 * h * h];
         matmul_into(
             &mut weight_hh_grad,
-            all_gates_grad.t(),
-            MatrixRef::row_major(&previous_hidden, sizes.positions(), h),
+            grad.t(),
+            MatrixRef::row_major(previous_hidden, count, h),
             false,
-            threads,
+            1,
         );
-        let mut packed_grad = Vec::with_capacity(4 * h * sizes.packed_columns());
-        for gate in 0..4 * h {
-            packed_grad
-                .extend_from_slice(&weight_ih_grad[gate * sizes.features..][..sizes.features]);
-            packed_grad.extend_from_slice(&weight_hh_grad[gate * h..][..h]);
-            packed_grad.push(bias_grad[gate]);
+        // ∂L/∂b = Σ ∂L/∂A.
+        let mut bias_grad = vec![T::zero(); 4 * h];
+        for row in gates_grad.chunks_exact(4 * h) {
+            for (sum, &value) in bias_grad.iter_mut().zip(row) {
+                *sum += value;
+            }
         }
-        (input_grad, packed_grad, initial_grad)
+        let mut share = Vec::with_capacity(4 * h * columns);
+        for gate in 0..4 * h {
+            share.extend_from_slice(&weight_ih_grad[gate * features..][..features]);
+            share.extend_from_slice(&weight_hh_grad[gate * h..][..h]);
+            share.push(bias_grad[gate]);
+        }
+        share
     }
+}
+
+/// h_{t−1} for every row and step of a block, (rows·T, H): the block's hidden states shifted by
+/// one step, with h₀ (the first H of each row of `initial`) at t = 0.
+fn previous_hidden_rows<T: Real>(
+    hidden: &[T],
+    initial: &[T],
+    (rows, steps, h): (usize, usize, usize),
+) -> Vec<T> {
+    let mut previous = Vec::with_capacity(rows * steps * h);
+    for row in 0..rows {
+        previous.extend_from_slice(&initial[row * 2 * h..row * 2 * h + h]);
+        previous.extend_from_slice(&hidden[row * steps * h..((row + 1) * steps - 1) * h]);
+    }
+    previous
 }
 
 impl CustomOp3 for LstmSequenceOp {
@@ -428,16 +471,11 @@ impl CustomOp3 for LstmSequenceOp {
         initial: &CpuStorage,
         initial_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let Sizes {
-            batch,
-            steps,
-            hidden,
-            ..
-        } = self.sizes;
+        let Sizes { batch, hidden, .. } = self.sizes;
         dispatch_real!(packed.dtype(), "dl-lstm-sequence", |T| {
             let packed = row_major::<T>(packed, packed_layout)?;
             let initial = row_major::<T>(initial, initial_layout)?;
-            let (states, saved) = if input.dtype() == DType::U32 {
+            let (output, saved, rows_per_block) = if input.dtype() == DType::U32 {
                 let tokens = row_major::<u32>(input, input_layout)?;
                 self.check_tokens(&tokens)?;
                 self.forward::<T>(Input::Tokens(&tokens), &packed, &initial)
@@ -446,10 +484,13 @@ impl CustomOp3 for LstmSequenceOp {
                 self.forward::<T>(Input::Features(&features), &packed, &initial)
             };
             // Set once: Candle runs the forward pass of an op exactly once.
-            let _ = self.activations.set(T::to_cpu_storage_owned(saved));
+            let _ = self.saved.set(Saved {
+                rows_per_block,
+                blocks: saved.into_iter().map(T::to_cpu_storage_owned).collect(),
+            });
             Ok((
-                T::to_cpu_storage_owned(states),
-                Shape::from((2, batch, steps, hidden)),
+                T::to_cpu_storage_owned(output),
+                Shape::from((self.sizes.positions() + batch, hidden)),
             ))
         })
     }
@@ -459,27 +500,32 @@ impl CustomOp3 for LstmSequenceOp {
         input: &Tensor,
         packed: &Tensor,
         initial: &Tensor,
-        states: &Tensor,
-        states_grad: &Tensor,
+        output: &Tensor,
+        output_grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(saved) = self.activations.get() else {
+        let Some(saved) = self.saved.get() else {
             candle_core::bail!("dl-lstm-sequence: backward before forward");
         };
         dispatch_real!(packed.dtype(), "dl-lstm-sequence", |T| {
-            let saved = T::cpu_storage_as_slice(saved)?;
+            let blocks = saved
+                .blocks
+                .iter()
+                .map(T::cpu_storage_as_slice)
+                .collect::<Result<Vec<_>>>()?;
             let run = |input_read: Input<'_, T>| {
                 with_row_major::<T, _>(packed, |packed| {
                     with_row_major::<T, _>(initial, |initial| {
-                        with_row_major::<T, _>(states, |states| {
-                            with_row_major::<T, _>(states_grad, |grad| {
-                                let forward = Recorded {
-                                    input: input_read,
+                        with_row_major::<T, _>(output, |output| {
+                            with_row_major::<T, _>(output_grad, |grad| {
+                                Ok(self.backward(
+                                    input_read,
                                     packed,
                                     initial,
-                                    states,
-                                    saved,
-                                };
-                                Ok(self.backward(forward, grad, input.track_op()))
+                                    output,
+                                    (saved.rows_per_block, &blocks),
+                                    grad,
+                                    input.track_op(),
+                                ))
                             })
                         })
                     })
@@ -521,27 +567,39 @@ impl LstmSequenceOp {
     }
 }
 
+/// What an LSTM layer gives for a batch of sequences.
+#[derive(Debug, Clone)]
+pub struct LstmSequenceOutput {
+    /// The hidden state h_t of every sequence and step, `(batch, steps, H)`: the layer's output.
+    pub hidden: Tensor,
+    /// The last step's hidden state h_T, `(batch, H)`.
+    pub final_hidden: Tensor,
+    /// The last step's cell state c_T, `(batch, H)`.
+    pub final_cell: Tensor,
+}
+
 /// Runs an LSTM layer over whole sequences, batch-first: `input` `(batch, steps, F)`, the
 /// weights `weight_ih` `(4H, F)` and `weight_hh` `(4H, H)` and the bias `bias` `(4H)` (gates
 /// in PyTorch's order i, f, g, o; pass b_ih + b_hh), and the initial state `initial`
-/// `(batch, 2H)` (h₀ in the first H columns, c₀ in the last). Returns `(2, batch, steps, H)`:
-/// the hidden states h_t at index 0, the cell states c_t at index 1. Backpropagates to every
-/// argument.
+/// `(batch, 2H)` (h₀ in the first H columns, c₀ in the last). Returns every hidden state and
+/// the final state. Backpropagates to every argument.
 ///
 /// The tensors must be on the CPU, all `f32` or all `f64` (see [`super::is_supported`]).
 ///
 /// ```
 /// use dl_tensor::{kernels, DType, Device, Tensor};
 ///
-/// // All weights 0: i = f = o = 1/2 and g = 0 at every step, so the cell halves each time.
+/// // All weights 0: i = f = o = 1/2 and g = 0 at every step, so the cell halves each time
+/// // (8 → 4 → 2 → 1) and h_t = tanh(c_t) / 2.
 /// let input = Tensor::zeros((1, 3, 2), DType::F64, &Device::Cpu)?;
 /// let weight_ih = Tensor::zeros((4, 2), DType::F64, &Device::Cpu)?;
 /// let weight_hh = Tensor::zeros((4, 1), DType::F64, &Device::Cpu)?;
 /// let bias = Tensor::zeros(4, DType::F64, &Device::Cpu)?;
 /// let initial = Tensor::new(&[[0.0f64, 8.0]], &Device::Cpu)?;
-/// let states = kernels::lstm_sequence::lstm_sequence(&input, &weight_ih, &weight_hh, &bias, &initial)?;
-/// let cells = states.get(1)?.flatten_all()?.to_vec1::<f64>()?;
-/// assert_eq!(cells, [4.0, 2.0, 1.0]);
+/// let output = kernels::lstm_sequence::lstm_sequence(&input, &weight_ih, &weight_hh, &bias, &initial)?;
+/// assert_eq!(output.final_cell.flatten_all()?.to_vec1::<f64>()?, [1.0]);
+/// let hidden = output.hidden.flatten_all()?.to_vec1::<f64>()?;
+/// assert_eq!(hidden, [4f64.tanh() / 2.0, 2f64.tanh() / 2.0, 1f64.tanh() / 2.0]);
 /// # Ok::<(), dl_tensor::candle_core::Error>(())
 /// ```
 pub fn lstm_sequence(
@@ -550,7 +608,7 @@ pub fn lstm_sequence(
     weight_hh: &Tensor,
     bias: &Tensor,
     initial: &Tensor,
-) -> Result<Tensor> {
+) -> Result<LstmSequenceOutput> {
     let (batch, steps, features) = input.dims3()?;
     if !super::is_supported(&[input, weight_ih, weight_hh, bias, initial]) {
         candle_core::bail!("lstm_sequence: expected CPU tensors, all f32 or all f64");
@@ -587,7 +645,7 @@ pub fn lstm_sequence(
 /// let embedded = embeddings.embedding(&tokens.flatten_all()?)?.unsqueeze(0)?;
 /// let from_vectors =
 ///     kernels::lstm_sequence::lstm_sequence(&embedded, &weight_ih, &weight_hh, &bias, &initial)?;
-/// let gap = (from_tokens - from_vectors)?.abs()?.max_all()?.to_scalar::<f64>()?;
+/// let gap = (from_tokens.hidden - from_vectors.hidden)?.abs()?.max_all()?.to_scalar::<f64>()?;
 /// assert!(gap < 1e-12);
 /// # Ok::<(), dl_tensor::candle_core::Error>(())
 /// ```
@@ -597,7 +655,7 @@ pub fn lstm_sequence_from_tokens(
     weight_hh: &Tensor,
     bias: &Tensor,
     initial: &Tensor,
-) -> Result<Tensor> {
+) -> Result<LstmSequenceOutput> {
     let (batch, steps) = tokens.dims2()?;
     let vocabulary = weight_ih_tokens.dim(1).unwrap_or(0);
     if tokens.dtype() != DType::U32 || !tokens.device().is_cpu() {
@@ -625,7 +683,7 @@ fn run(
     (batch, steps, features): (usize, usize, usize),
     [weight_ih, weight_hh, bias, initial]: [&Tensor; 4],
     expected: &str,
-) -> Result<Tensor> {
+) -> Result<LstmSequenceOutput> {
     let hidden = weight_hh.dim(1).unwrap_or(0);
     let shapes_match = weight_ih.dims() == [4 * hidden, features]
         && weight_hh.dims() == [4 * hidden, hidden]
@@ -661,7 +719,16 @@ fn run(
             features,
             hidden,
         },
-        activations: OnceLock::new(),
+        saved: OnceLock::new(),
     };
-    input.apply_op3(&packed, initial, op)
+    let positions = batch * steps;
+    let result = input.apply_op3(&packed, initial, op)?;
+    let hidden_states = result
+        .narrow(0, 0, positions)?
+        .reshape((batch, steps, hidden))?;
+    Ok(LstmSequenceOutput {
+        final_hidden: hidden_states.narrow(1, steps - 1, 1)?.squeeze(1)?,
+        final_cell: result.narrow(0, positions, batch)?,
+        hidden: hidden_states,
+    })
 }
