@@ -144,6 +144,19 @@ struct LstmSequenceOp {
     saved: OnceLock<Saved>,
 }
 
+/// What the forward pass read and wrote, for the backward pass.
+#[derive(Clone, Copy)]
+struct Recorded<'a, T> {
+    input: Input<'a, T>,
+    packed: &'a [T],
+    initial: &'a [T],
+    /// The op's result: h_t of every row and step, then c_T of every row.
+    output: &'a [T],
+    rows_per_block: usize,
+    /// The saved values of each block.
+    saved: &'a [&'a [T]],
+}
+
 /// Runs `work(index, item)` for every block, on rayon's threads when there is more than one.
 fn for_each_block<I: Send, R: Send>(items: Vec<I>, work: impl Fn(usize, I) -> R + Sync) -> Vec<R> {
     if items.len() > 1 {
@@ -257,20 +270,22 @@ impl LstmSequenceOp {
 
     /// (∂L/∂x (B, T, F), ∂L/∂[W_ih | W_hh | b] (4H, F + H + 1), ∂L/∂(h₀ | c₀) (B, 2H)) from
     /// the gradient of the result; the input's gradient only for vectors and when `input_grad`.
-    #[allow(clippy::too_many_arguments)]
     fn backward<T: Real>(
         &self,
-        input: Input<'_, T>,
-        packed: &[T],
-        initial: &[T],
-        output: &[T],
-        saved: (usize, &[&[T]]),
+        forward: Recorded<'_, T>,
         output_grad: &[T],
         input_grad: bool,
     ) -> (Option<Vec<T>>, Vec<T>, Vec<T>) {
+        let Recorded {
+            input,
+            packed,
+            initial,
+            output,
+            rows_per_block,
+            saved,
+        } = forward;
         let sizes = self.sizes;
         let (steps, h, features) = (sizes.steps, sizes.hidden, sizes.features);
-        let (rows_per_block, saved) = saved;
         let (weight_ih, weight_hh) = sizes.weights(packed);
         // W_hh (4H, H), packed once for the products of all steps.
         let weight_hh_packed = PackedMatrix::new(weight_hh);
@@ -517,15 +532,15 @@ impl CustomOp3 for LstmSequenceOp {
                     with_row_major::<T, _>(initial, |initial| {
                         with_row_major::<T, _>(output, |output| {
                             with_row_major::<T, _>(output_grad, |grad| {
-                                Ok(self.backward(
-                                    input_read,
+                                let forward = Recorded {
+                                    input: input_read,
                                     packed,
                                     initial,
                                     output,
-                                    (saved.rows_per_block, &blocks),
-                                    grad,
-                                    input.track_op(),
-                                ))
+                                    rows_per_block: saved.rows_per_block,
+                                    saved: &blocks,
+                                };
+                                Ok(self.backward(forward, grad, input.track_op()))
                             })
                         })
                     })

@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | [`bias`] | y = x + b for every row, backward sums the gradient's rows in one sweep | `dl_nn::Lstm::step`'s input projection (`linear` has it built in) |
 //! | [`conv2d`] | convolution as im2col + matrix product, input gradient only when needed, optionally with its ReLU | `dl_nn::Conv2d` (and `Sequential`'s conv + ReLU stages) |
-//! | [`lstm_sequence`] | a whole LSTM layer over a sequence (input projection, recurrence, backward through time) without per-step tensors, one block of the batch per thread | `dl_nn::Lstm::forward_sequence` |
+//! | [`lstm_sequence`] | a whole LSTM layer over a sequence (input projection, recurrence, backward through time) without per-step tensors, one block of the batch per thread; also over token ids through W_ih Eᵀ | `dl_nn::Lstm::forward_sequence`, `dl_nn::Lstm::forward_embedded` |
 //! | [`max_pool2d`] | max pooling that remembers each window's winner, backward scatters to it | `dl_nn::MaxPool2d` |
 //! | [`cross_entropy`] | log-softmax + mean negative log-likelihood in one pass, backward (softmax − one-hot)/N | `dl_nn::cross_entropy` |
 //! | [`adam`] | one in-place pass over (θ, g, m, v) per parameter | `dl_optim::Adam`, `AdamW` |
