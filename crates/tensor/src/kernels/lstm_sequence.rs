@@ -86,13 +86,12 @@ enum Projected<'a, T> {
 impl<T> Projected<'_, T> {
     /// A of row and step `position` (= row·T + t), 4H values.
     fn row(&self, position: usize, width: usize) -> &[T] {
-        let start = match self {
-            Self::Rows(_) => position * width,
-            Self::Lookup { tokens, .. } => tokens[position] as usize * width,
-        };
         match self {
-            Self::Rows(rows) => &rows[start..start + width],
-            Self::Lookup { table, .. } => &table[start..start + width],
+            Self::Rows(rows) => &rows[position * width..(position + 1) * width],
+            Self::Lookup { tokens, table } => {
+                let start = tokens[position] as usize * width;
+                &table[start..start + width]
+            }
         }
     }
 }
