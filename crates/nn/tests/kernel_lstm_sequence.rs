@@ -39,6 +39,10 @@ impl Case {
             initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 4, 1.0)?)?,
         })
     }
+}
+
+impl KernelCase for Case {
+    const NAMES: [&'static str; 5] = NAMES;
 
     fn variables(&self) -> [&Var; 5] {
         [
@@ -138,6 +142,53 @@ fn step_loop(
 
 const NAMES: [&str; 5] = ["x", "W_ih", "W_hh", "b", "initial state"];
 
+/// A case the kernel is checked on: its variables, their names, the kernel's outputs and the
+/// reference's (both flattened by [`all_outputs`]), and the same case in another dtype.
+trait KernelCase: Sized + Sync {
+    const NAMES: [&'static str; 5];
+    fn variables(&self) -> [&Var; 5];
+    fn cast(&self, dtype: DType) -> Result<Self>;
+    fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor>;
+    fn reference(&self) -> Result<Tensor>;
+}
+
+/// The kernel's outputs and the gradients of every variable against the reference's (computed
+/// in f64), in f32 and f64, with the batch split over 1, 2 and 3 threads.
+fn matches_the_reference<C: KernelCase>(case: &C, what: &str) -> Result {
+    let expected_output = case.reference()?;
+    let store = weighted_sum(&expected_output, 9)?.backward()?;
+    let expected: Vec<Tensor> = case
+        .variables()
+        .iter()
+        .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
+        .collect();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        for (dtype, tolerance) in [(DType::F32, 5e-5), (DType::F64, 1e-11)] {
+            let what = format!("{what} {dtype:?} {threads} threads");
+            let cast = case.cast(dtype)?;
+            let (output, store) = pool.install(|| -> Result<_> {
+                let output = cast.kernel()?;
+                let store = weighted_sum(&output, 9)?.backward()?;
+                Ok((output, store))
+            })?;
+            assert_close(
+                &output,
+                &expected_output,
+                tolerance,
+                &format!("{what} output"),
+            )?;
+            for ((name, var), expected) in C::NAMES.iter().zip(cast.variables()).zip(&expected) {
+                let actual = store.get(var.as_tensor()).expect("a gradient");
+                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// (batch, steps, features, hidden): small, odd, and large enough to be split over threads.
 const CASES: [(usize, usize, usize, usize); 5] = [
     (1, 1, 1, 1),
@@ -151,39 +202,10 @@ const CASES: [(usize, usize, usize, usize); 5] = [
 fn lstm_sequence_matches_the_step_loop_and_all_gradients() -> Result {
     for (index, (batch, steps, features, hidden)) in CASES.into_iter().enumerate() {
         let case = Case::new(batch, steps, features, hidden, 100 + 10 * index as u64)?;
-        let expected_output = case.reference()?;
-        let store = weighted_sum(&expected_output, 9)?.backward()?;
-        let expected: Vec<Tensor> = case
-            .variables()
-            .iter()
-            .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
-            .collect();
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()?;
-            for (dtype, tolerance) in [(DType::F32, 5e-5), (DType::F64, 1e-11)] {
-                let what = format!(
-                    "lstm sequence {batch}x{steps}x{features}x{hidden} {dtype:?} {threads} threads"
-                );
-                let cast = case.cast(dtype)?;
-                let (output, store) = pool.install(|| -> Result<_> {
-                    let output = cast.kernel()?;
-                    let store = weighted_sum(&output, 9)?.backward()?;
-                    Ok((output, store))
-                })?;
-                assert_close(
-                    &output,
-                    &expected_output,
-                    tolerance,
-                    &format!("{what} output"),
-                )?;
-                for ((name, var), expected) in NAMES.iter().zip(cast.variables()).zip(&expected) {
-                    let actual = store.get(var.as_tensor()).expect("a gradient");
-                    assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-                }
-            }
-        }
+        matches_the_reference(
+            &case,
+            &format!("lstm sequence {batch}x{steps}x{features}x{hidden}"),
+        )?;
     }
     Ok(())
 }
@@ -282,6 +304,10 @@ impl TokenCase {
             initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 5, 1.0)?)?,
         })
     }
+}
+
+impl KernelCase for TokenCase {
+    const NAMES: [&'static str; 5] = TOKEN_NAMES;
 
     fn variables(&self) -> [&Var; 5] {
         [
@@ -358,41 +384,10 @@ fn lstm_sequence_from_tokens_matches_embedding_then_the_step_loop() -> Result {
             hidden,
             400 + 10 * index as u64,
         )?;
-        let expected_output = case.reference()?;
-        let store = weighted_sum(&expected_output, 9)?.backward()?;
-        let expected: Vec<Tensor> = case
-            .variables()
-            .iter()
-            .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
-            .collect();
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()?;
-            for (dtype, tolerance) in [(DType::F32, 5e-5), (DType::F64, 1e-11)] {
-                let what = format!(
-                    "lstm from tokens {batch}x{steps}, V {vocabulary}, E {embedding}, H {hidden}, {dtype:?}, {threads} threads"
-                );
-                let cast = case.cast(dtype)?;
-                let (output, store) = pool.install(|| -> Result<_> {
-                    let output = cast.kernel()?;
-                    let store = weighted_sum(&output, 9)?.backward()?;
-                    Ok((output, store))
-                })?;
-                assert_close(
-                    &output,
-                    &expected_output,
-                    tolerance,
-                    &format!("{what} output"),
-                )?;
-                for ((name, var), expected) in
-                    TOKEN_NAMES.iter().zip(cast.variables()).zip(&expected)
-                {
-                    let actual = store.get(var.as_tensor()).expect("a gradient");
-                    assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-                }
-            }
-        }
+        matches_the_reference(
+            &case,
+            &format!("lstm from tokens {batch}x{steps}, V {vocabulary}, E {embedding}, H {hidden}"),
+        )?;
     }
     Ok(())
 }
