@@ -108,6 +108,9 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     let mut global_step = 0;
     if let Some((path, checkpoint, _)) = &resumed {
         checkpoint.restore_into(path, &store)?;
+        // Dropout continues with the masks the uninterrupted run would have drawn.
+        dl_nn::restore_random_states(&model, &checkpoint.metadata)
+            .with_context(|| format!("resuming from {}", path.display()))?;
         optimizer
             .load_state_file(&optimizer_state_path(path))
             .context("resuming needs the optimizer state saved beside the checkpoint")?;
@@ -199,6 +202,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             metadata.insert(format!("schedule.{key}"), value);
         }
     }
+    metadata.extend(dl_nn::random_states_metadata(&model));
     dl_nn::save_checkpoint(out, &store, &metadata)?;
     trainer
         .optimizer()

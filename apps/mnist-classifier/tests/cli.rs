@@ -219,6 +219,31 @@ fn resume_continues_with_the_epoch_counter_and_optimizer_state() {
 }
 
 #[test]
+fn resuming_a_model_with_dropout_repeats_the_uninterrupted_run() {
+    // `cnn` draws dropout masks at every step: the resumed run must continue the generators
+    // where the checkpoint left them, not restart them from the seed.
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let whole = root.path().join("whole.safetensors");
+    let output = train(&data, &whole, &["--model", "cnn", "--epochs", "2"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let half = root.path().join("half.safetensors");
+    let output = train(&data, &half, &["--model", "cnn", "--epochs", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let resumed = root.path().join("resumed.safetensors");
+    let output = train(
+        &data,
+        &resumed,
+        &["--resume", half.to_str().unwrap(), "--epochs", "2"],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
+        "2 epochs and 1 + 1 resumed should give the same checkpoint bytes"
+    );
+}
+
+#[test]
 fn same_seed_gives_identical_checkpoints() {
     let root = tempfile::tempdir().unwrap();
     let data = synthetic_data(root.path());

@@ -102,6 +102,29 @@ impl Layer for TextModel {
     fn kind(&self) -> &'static str {
         "TextModel"
     }
+
+    /// The dropout between LSTM layers, then the one before the head.
+    fn random_states(&self) -> Vec<[u64; 4]> {
+        let mut states = self.lstm.random_states();
+        states.extend(self.output_dropout.random_states());
+        states
+    }
+
+    fn set_random_states(&self, states: &[[u64; 4]]) -> dl_nn::Result<()> {
+        let inner = self.lstm.random_states().len();
+        if states.len() != inner + 1 {
+            return Err(dl_nn::NnError::config(
+                "TextModel",
+                format!(
+                    "expected {} random generator states, got {}: the checkpoint is from another model",
+                    inner + 1,
+                    states.len()
+                ),
+            ));
+        }
+        self.lstm.set_random_states(&states[..inner])?;
+        self.output_dropout.set_random_states(&states[inner..])
+    }
 }
 
 #[cfg(test)]

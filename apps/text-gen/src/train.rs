@@ -280,6 +280,9 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             .checkpoint
             .restore_into(&resumed.path, &store)
             .context("resuming")?;
+        // Dropout continues with the masks the uninterrupted run would have drawn.
+        dl_nn::restore_random_states(&model, &resumed.checkpoint.metadata)
+            .with_context(|| format!("resuming from {}", resumed.path.display()))?;
         optimizer
             .load_state_file(&optimizer_state_path(&resumed.path))
             .context("resuming needs the optimizer state saved beside the checkpoint")?;
@@ -429,6 +432,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             metadata.insert(format!("schedule.{key}"), value);
         }
     }
+    metadata.extend(dl_nn::random_states_metadata(&model));
     dl_nn::save_checkpoint(out, &store, &metadata)?;
     trainer
         .optimizer()

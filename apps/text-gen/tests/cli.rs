@@ -260,7 +260,17 @@ fn same_seed_gives_the_same_checkpoint_bytes_and_the_same_text() {
 fn resuming_continues_the_rounds_and_matches_an_uninterrupted_run() {
     let directory = tempfile::tempdir().unwrap();
     let corpus = write(directory.path(), "sentence.txt", SENTENCE.repeat(60));
-    let settings = ["--eval-every", "20", "--schedule", "constant"];
+    // Two layers with dropout: the resumed run must also continue the dropout generators.
+    let settings = [
+        "--eval-every",
+        "20",
+        "--schedule",
+        "constant",
+        "--layers",
+        "2",
+        "--dropout",
+        "0.3",
+    ];
     let whole = directory.path().join("whole.safetensors");
     let mut arguments = settings.to_vec();
     arguments.extend(["--steps", "40"]);
@@ -282,7 +292,8 @@ fn resuming_continues_the_rounds_and_matches_an_uninterrupted_run() {
         .map(|line| line.split(',').next().unwrap())
         .collect();
     assert_eq!(rounds, ["1", "2"], "{history}");
-    // Weights, optimizer moments, data windows and step count all carried over.
+    // Weights, optimizer moments, data windows, dropout generators and step count all carried
+    // over.
     assert_eq!(
         std::fs::read(&whole).unwrap(),
         std::fs::read(&parts).unwrap()

@@ -66,4 +66,14 @@ impl Layer for Dropout {
     fn kind(&self) -> &'static str {
         "Dropout"
     }
+
+    fn random_states(&self) -> Vec<[u64; 4]> {
+        vec![self.rng_state()]
+    }
+
+    fn set_random_states(&self, states: &[[u64; 4]]) -> Result<()> {
+        crate::layer::expect_random_states(self.kind(), states, 1)?;
+        self.set_rng_state(states[0]);
+        Ok(())
+    }
 }

@@ -3,7 +3,7 @@
 
 use dl_tensor::Tensor;
 
-use crate::{Activation, Result};
+use crate::{Activation, NnError, Result};
 
 /// Whether a forward pass trains the network or evaluates it. Dropout drops units and batch
 /// normalisation uses batch statistics (and updates its running averages) only in `Train`.
@@ -34,5 +34,37 @@ pub trait Layer: Send + Sync {
         activation: Activation,
     ) -> Result<Tensor> {
         activation.apply(&self.forward(input, mode)?)
+    }
+
+    /// The states of the random generators the layer draws from in training (dropout masks), in
+    /// a fixed order: what a checkpoint carries so that a resumed run draws the masks the
+    /// uninterrupted run would have drawn. Layers that draw nothing have none.
+    fn random_states(&self) -> Vec<[u64; 4]> {
+        Vec::new()
+    }
+
+    /// Continues from states that [`Layer::random_states`] returned: `states` must hold exactly
+    /// as many as it returns, else an error naming the layer.
+    fn set_random_states(&self, states: &[[u64; 4]]) -> Result<()> {
+        expect_random_states(self.kind(), states, 0)
+    }
+}
+
+/// An error unless `states` holds `expected` generator states, for [`Layer::set_random_states`].
+pub(crate) fn expect_random_states(
+    layer: &str,
+    states: &[[u64; 4]],
+    expected: usize,
+) -> Result<()> {
+    if states.len() == expected {
+        Ok(())
+    } else {
+        Err(NnError::config(
+            layer,
+            format!(
+                "expected {expected} random generator state(s), got {}: the checkpoint is from another model",
+                states.len()
+            ),
+        ))
     }
 }

@@ -45,6 +45,7 @@ mod lstm_inference;
 mod metrics;
 mod neuron;
 mod pool;
+mod random_states;
 mod sequential;
 mod store;
 
@@ -69,5 +70,6 @@ pub use lstm_inference::{DenseInference, LstmInference};
 pub use metrics::ConfusionMatrix;
 pub use neuron::Neuron;
 pub use pool::MaxPool2d;
+pub use random_states::{random_states_metadata, restore_random_states, RANDOM_STATES_KEY};
 pub use sequential::{Sequential, SequentialBuilder};
 pub use store::{Parameter, Path, VarStore};

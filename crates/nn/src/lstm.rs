@@ -599,4 +599,13 @@ impl Layer for Lstm {
     fn kind(&self) -> &'static str {
         "LSTM"
     }
+
+    /// The generator of the dropout between layers.
+    fn random_states(&self) -> Vec<[u64; 4]> {
+        self.dropout.random_states()
+    }
+
+    fn set_random_states(&self, states: &[[u64; 4]]) -> Result<()> {
+        self.dropout.set_random_states(states)
+    }
 }

@@ -356,6 +356,26 @@ impl Layer for Sequential {
     fn kind(&self) -> &'static str {
         "Sequential"
     }
+
+    /// Every layer's generator states, layer after layer.
+    fn random_states(&self) -> Vec<[u64; 4]> {
+        self.stages
+            .iter()
+            .flat_map(|stage| stage.layer.random_states())
+            .collect()
+    }
+
+    fn set_random_states(&self, states: &[[u64; 4]]) -> Result<()> {
+        let expected = self.random_states().len();
+        crate::layer::expect_random_states(self.kind(), states, expected)?;
+        let mut rest = states;
+        for stage in &self.stages {
+            let (own, after) = rest.split_at(stage.layer.random_states().len());
+            stage.layer.set_random_states(own)?;
+            rest = after;
+        }
+        Ok(())
+    }
 }
 
 /// 693962 → "693,962".

@@ -384,3 +384,40 @@ fn dropout_masks_are_seeded_by_the_store() {
     assert_eq!(mask(&build(1)), mask(&build(1)));
     assert_ne!(mask(&build(1)), mask(&build(2)));
 }
+
+#[test]
+fn random_states_continue_every_dropout_layer_in_order() {
+    let store = VarStore::new(&Device::Cpu, DType::F32, 5);
+    let model = Sequential::builder(&store.root(), &[6])
+        .dropout(0.5)
+        .unwrap()
+        .dense(6, Activation::Relu)
+        .unwrap()
+        .dropout(0.3)
+        .unwrap()
+        .dense(3, Activation::Identity)
+        .unwrap()
+        .build();
+    let input = SeededRng::new(1)
+        .uniform_tensor((4, 6), -1.0, 1.0, &Device::Cpu)
+        .unwrap();
+    let states = model.random_states();
+    assert_eq!(states.len(), 2, "one generator per dropout layer");
+    let first = flat(&model.forward(&input, Mode::Train).unwrap());
+    let second = flat(&model.forward(&input, Mode::Train).unwrap());
+    assert_ne!(bits(&first), bits(&second), "a new mask every call");
+    model.set_random_states(&states).unwrap();
+    assert_eq!(
+        bits(&flat(&model.forward(&input, Mode::Train).unwrap())),
+        bits(&first),
+        "the saved states repeat the masks"
+    );
+    // Swapping the two layers' states changes the masks: the order matters.
+    model.set_random_states(&[states[1], states[0]]).unwrap();
+    assert_ne!(
+        bits(&flat(&model.forward(&input, Mode::Train).unwrap())),
+        bits(&first)
+    );
+    let error = model.set_random_states(&states[..1]).unwrap_err();
+    assert!(error.to_string().contains("expected 2"), "{error}");
+}

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use dl_nn::VarStore;
+use dl_nn::{Layer, VarStore};
 use dl_tensor::Tensor;
 
 use super::{EpochRecord, History, TrainingError, TrainingResult};
@@ -16,6 +16,8 @@ use crate::{LearningRateSchedule, Optimizer};
 
 /// What a callback sees at the end of an epoch.
 pub struct TrainingContext<'a> {
+    /// The model being trained (its random generators are saved with checkpoints).
+    pub model: &'a dyn Layer,
     /// The model's variables.
     pub store: &'a VarStore,
     /// The optimizer (for saving its state).
@@ -203,6 +205,7 @@ impl ModelCheckpoint {
                 metadata.insert(format!("schedule.{key}"), value);
             }
         }
+        metadata.extend(dl_nn::random_states_metadata(context.model));
         dl_nn::save_checkpoint(path, context.store, &metadata)?;
         context
             .optimizer

@@ -401,6 +401,7 @@ impl Trainer {
                 self.history.write_csv(path)?;
             }
             let context = TrainingContext {
+                model,
                 store,
                 optimizer: self.optimizer.as_ref(),
                 schedule: self.schedule.as_deref(),
@@ -416,6 +417,7 @@ impl Trainer {
             }
         }
         let context = TrainingContext {
+            model,
             store,
             optimizer: self.optimizer.as_ref(),
             schedule: self.schedule.as_deref(),
