@@ -1,5 +1,5 @@
 //! The command line: `mnist-classifier [train|evaluate|predict|summary]`, with `train` and its
-//! course defaults when no subcommand is given.
+//! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,8 @@ use crate::models::ModelKind;
 #[derive(Debug, Parser)]
 #[command(name = "mnist-classifier", version, about, long_about = None)]
 pub struct Cli {
-    /// What to do; without one, trains the course's CNN with the course's settings.
+    /// What to do; without one, trains the course's CNN with the course's settings and a cosine
+    /// learning-rate schedule.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// CPU threads for matrix products and kernels (default: $RAYON_NUM_THREADS, else the
@@ -90,8 +91,10 @@ pub struct TrainArgs {
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Adam)]
     pub optimizer: OptimizerChoice,
-    /// Learning-rate schedule: constant, step:N:GAMMA, exponential:GAMMA, cosine[:warmup=N], plateau[:patience=N].
-    #[arg(long, default_value = "constant")]
+    /// Learning-rate schedule: cosine[:warmup=N][:min_lr=X] (η falls from --learning-rate to
+    /// min_lr over the run's steps), constant (the course's), step:N:GAMMA,
+    /// exponential:GAMMA, plateau[:patience=N].
+    #[arg(long, default_value = "cosine")]
     pub schedule: String,
     /// Weight decay (L2 for Adam, SGD and RMSprop; decoupled for AdamW).
     #[arg(long, default_value_t = 0.0)]

@@ -1,8 +1,9 @@
 //! mnist-classifier: the course's first project (§5.1, 图像分类) as a command-line tool.
 //!
 //! `cargo run --release -p mnist-classifier` trains the course's CNN on MNIST with the course's
-//! settings (Adam, learning rate 1e-3, batch 32, 5 epochs), evaluates it on the 10,000 test
-//! images and saves `checkpoints/mnist-cnn.safetensors`; `evaluate`, `predict` and `summary`
+//! settings (Adam, learning rate 1e-3, batch 32, 5 epochs; the rate annealed to 0 along a
+//! cosine, which `--schedule constant` turns off), evaluates it on the 10,000 test images and
+//! saves `checkpoints/mnist-cnn.safetensors`; `evaluate`, `predict` and `summary`
 //! use and describe such checkpoints.
 
 mod cli;

@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader};
 use dl_nn::{Checkpoint, Loss, VarStore};
 use dl_optim::{
-    evaluate, optimizer_state_path, Adam, AdamConfig, AdamW, EarlyStopping, History,
-    ModelCheckpoint, Optimizer, RmsProp, RmsPropConfig, ScheduleSpec, Sgd, SgdConfig, Trainer,
+    evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
+    AdamW, EarlyStopping, History, ModelCheckpoint, Optimizer, RmsProp, RmsPropConfig,
+    ScheduleResume, ScheduleSpec, Sgd, SgdConfig, Trainer, SCHEDULE_KEY,
 };
 use dl_tensor::{DType, DeviceChoice};
 
@@ -137,10 +138,21 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             train_loader.augmented(Augmenter::new(AugmentConfig::default(), arguments.seed)?);
     }
     let batches_per_epoch = train_loader.batch_count();
-    let schedule = schedule_spec.build(
+    let mut schedule = schedule_spec.build(
         arguments.learning_rate,
         batches_per_epoch * arguments.epochs,
     )?;
+    if let Some((path, checkpoint, _)) = &resumed {
+        let outcome = restore_schedule(schedule.as_mut(), &schedule_spec, &checkpoint.metadata)
+            .with_context(|| format!("resuming the schedule of {}", path.display()))?;
+        if let ScheduleResume::Restarted { previous } = outcome {
+            println!(
+                "{} was trained with schedule {}: {schedule_spec} starts from its beginning",
+                path.display(),
+                previous.as_deref().unwrap_or("(not recorded)")
+            );
+        }
+    }
 
     let mut metadata = recipe.metadata();
     metadata.insert("seed".into(), arguments.seed.to_string());
@@ -150,7 +162,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         "optimizer".into(),
         format!("{:?}", arguments.optimizer).to_lowercase(),
     );
-    metadata.insert("schedule".into(), schedule_spec.to_string());
+    metadata.insert(SCHEDULE_KEY.into(), schedule_spec.to_string());
     metadata.insert("augment".into(), arguments.augment.to_string());
 
     let out = &arguments.out;
@@ -198,9 +210,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     metadata.insert("test_accuracy".into(), format!("{accuracy:.6}"));
     metadata.insert("test_loss".into(), format!("{:.6}", test.loss));
     if let Some(schedule) = trainer.learning_rate_schedule() {
-        for (key, value) in schedule.state() {
-            metadata.insert(format!("schedule.{key}"), value);
-        }
+        metadata.extend(schedule_state_metadata(schedule));
     }
     metadata.extend(dl_nn::random_states_metadata(&model));
     dl_nn::save_checkpoint(out, &store, &metadata)?;

@@ -225,21 +225,90 @@ fn resuming_a_model_with_dropout_repeats_the_uninterrupted_run() {
     let root = tempfile::tempdir().unwrap();
     let data = synthetic_data(root.path());
     let whole = root.path().join("whole.safetensors");
-    let output = train(&data, &whole, &["--model", "cnn", "--epochs", "2"]);
+    // A constant rate: a cosine over 1 epoch would end where the one over 2 is halfway.
+    let constant = ["--schedule", "constant"];
+    let output = train(
+        &data,
+        &whole,
+        &[&["--model", "cnn", "--epochs", "2"], &constant[..]].concat(),
+    );
     assert!(output.status.success(), "{}", text(&output));
     let half = root.path().join("half.safetensors");
-    let output = train(&data, &half, &["--model", "cnn", "--epochs", "1"]);
+    let output = train(
+        &data,
+        &half,
+        &[&["--model", "cnn", "--epochs", "1"], &constant[..]].concat(),
+    );
     assert!(output.status.success(), "{}", text(&output));
     let resumed = root.path().join("resumed.safetensors");
     let output = train(
         &data,
         &resumed,
-        &["--resume", half.to_str().unwrap(), "--epochs", "2"],
+        &[
+            &["--resume", half.to_str().unwrap(), "--epochs", "2"],
+            &constant[..],
+        ]
+        .concat(),
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
         "2 epochs and 1 + 1 resumed should give the same checkpoint bytes"
+    );
+}
+
+#[test]
+fn resuming_continues_the_learning_rate_schedule() {
+    // Halving η every epoch: the resumed second epoch must run at half the rate, as the
+    // uninterrupted run's did, not restart the schedule.
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let halving = ["--model", "logreg", "--schedule", "step:1:0.5"];
+    let whole = root.path().join("whole.safetensors");
+    let output = train(&data, &whole, &[&halving[..], &["--epochs", "2"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let half = root.path().join("half.safetensors");
+    let output = train(&data, &half, &[&halving[..], &["--epochs", "1"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let resumed = root.path().join("resumed.safetensors");
+    let output = train(
+        &data,
+        &resumed,
+        &[
+            &halving[..],
+            &["--resume", half.to_str().unwrap(), "--epochs", "2"],
+        ]
+        .concat(),
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains("lr 5.00e-4"),
+        "epoch 2 runs at half the rate:\n{log}"
+    );
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
+        "2 epochs and 1 + 1 resumed should give the same checkpoint bytes"
+    );
+
+    let other = root.path().join("other.safetensors");
+    let output = train(
+        &data,
+        &other,
+        &[
+            "--resume",
+            half.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--schedule",
+            "constant",
+        ],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains("was trained with schedule step:1:0.5: constant starts from its beginning"),
+        "{log}"
     );
 }
 

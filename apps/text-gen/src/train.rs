@@ -15,9 +15,9 @@ use anyhow::{bail, Context, Result};
 use dl_data::{split_train_validation, TextWindows, Tokenizer};
 use dl_nn::{Checkpoint, Loss, VarStore};
 use dl_optim::{
-    evaluate, optimizer_state_path, Adam, AdamConfig, Callback, Control, EarlyStopping,
-    EpochRecord, History, ModelCheckpoint, Optimizer, ScheduleSpec, Trainer, TrainingContext,
-    TrainingResult,
+    evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
+    Callback, Control, EarlyStopping, EpochRecord, History, ModelCheckpoint, Optimizer,
+    ScheduleResume, ScheduleSpec, Trainer, TrainingContext, TrainingResult, SCHEDULE_KEY,
 };
 use dl_tensor::{DType, Device, DeviceChoice, SeededRng, Tensor};
 
@@ -295,16 +295,19 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             .get("global_step")
             .and_then(|value| value.parse().ok())
             .unwrap_or(0);
-        let schedule_state = resumed
-            .checkpoint
-            .metadata
-            .iter()
-            .filter_map(|(key, value)| {
-                key.strip_prefix("schedule.")
-                    .map(|key| (key.to_string(), value.clone()))
-            })
-            .collect();
-        schedule.load_state(&schedule_state)?;
+        let outcome = restore_schedule(
+            schedule.as_mut(),
+            &schedule_spec,
+            &resumed.checkpoint.metadata,
+        )
+        .with_context(|| format!("resuming the schedule of {}", resumed.path.display()))?;
+        if let ScheduleResume::Restarted { previous } = outcome {
+            println!(
+                "{} was trained with schedule {}: {schedule_spec} starts from its beginning",
+                resumed.path.display(),
+                previous.as_deref().unwrap_or("(not recorded)")
+            );
+        }
         let done = history.last().map_or(0, |record| record.epoch);
         if done >= rounds {
             bail!(
@@ -349,7 +352,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         ("batch_size", arguments.batch_size.to_string()),
         ("learning_rate", arguments.learning_rate.to_string()),
         ("optimizer", "adam".to_string()),
-        ("schedule", schedule_spec.to_string()),
+        (SCHEDULE_KEY, schedule_spec.to_string()),
         ("clip_norm", arguments.clip_norm.to_string()),
         ("steps", total_steps.to_string()),
         ("eval_every", eval_every.to_string()),
@@ -428,9 +431,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     );
     metadata.insert("global_step".into(), steps_done.to_string());
     if let Some(schedule) = trainer.learning_rate_schedule() {
-        for (key, value) in schedule.state() {
-            metadata.insert(format!("schedule.{key}"), value);
-        }
+        metadata.extend(schedule_state_metadata(schedule));
     }
     metadata.extend(dl_nn::random_states_metadata(&model));
     dl_nn::save_checkpoint(out, &store, &metadata)?;

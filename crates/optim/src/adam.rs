@@ -115,6 +115,11 @@ impl AdamConfig {
     /// Checks every hyper-parameter's range.
     pub fn validate(&self) -> Result<()> {
         positive("learning_rate", self.learning_rate)?;
+        self.validate_all_but_learning_rate()
+    }
+
+    /// Checks every hyper-parameter's range but the learning rate's.
+    fn validate_all_but_learning_rate(&self) -> Result<()> {
         fraction_below_one("beta1", self.beta1)?;
         fraction_below_one("beta2", self.beta2)?;
         positive("epsilon", self.epsilon)?;
@@ -137,7 +142,9 @@ impl AdamConfig {
             epsilon: state.value("epsilon")?,
             weight_decay: state.value("weight_decay")?,
         };
-        config.validate()?;
+        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
+        non_negative("learning_rate", config.learning_rate)?;
+        config.validate_all_but_learning_rate()?;
         Ok(config)
     }
 }

@@ -43,6 +43,7 @@ mod hyper_parameters;
 mod optimizer;
 mod rmsprop;
 mod schedule;
+mod schedule_checkpoint;
 mod schedule_spec;
 mod sgd;
 mod state;
@@ -55,6 +56,9 @@ pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{
     ConstantSchedule, CosineWithWarmup, ExponentialDecay, LearningRateSchedule, PlateauConfig,
     PlateauMode, ReduceOnPlateau, StepDecay, ThresholdMode,
+};
+pub use schedule_checkpoint::{
+    restore_schedule, schedule_metadata, schedule_state_metadata, ScheduleResume, SCHEDULE_KEY,
 };
 pub use schedule_spec::ScheduleSpec;
 pub use sgd::{Sgd, SgdConfig};

@@ -108,6 +108,11 @@ impl RmsPropConfig {
     /// Checks every hyper-parameter's range.
     pub fn validate(&self) -> Result<()> {
         positive("learning_rate", self.learning_rate)?;
+        self.validate_all_but_learning_rate()
+    }
+
+    /// Checks every hyper-parameter's range but the learning rate's.
+    fn validate_all_but_learning_rate(&self) -> Result<()> {
         fraction_below_one("alpha", self.alpha)?;
         positive("epsilon", self.epsilon)?;
         non_negative("weight_decay", self.weight_decay)?;
@@ -132,7 +137,9 @@ impl RmsPropConfig {
             momentum: state.value("momentum")?,
             centered: state.value("centered")?,
         };
-        config.validate()?;
+        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
+        non_negative("learning_rate", config.learning_rate)?;
+        config.validate_all_but_learning_rate()?;
         Ok(config)
     }
 }

@@ -101,6 +101,11 @@ impl SgdConfig {
     /// Checks every hyper-parameter's range, and that Nesterov momentum has μ > 0 and τ = 0.
     pub fn validate(&self) -> Result<()> {
         positive("learning_rate", self.learning_rate)?;
+        self.validate_all_but_learning_rate()
+    }
+
+    /// Checks every hyper-parameter's range but the learning rate's.
+    fn validate_all_but_learning_rate(&self) -> Result<()> {
         fraction_below_one("momentum", self.momentum)?;
         fraction("dampening", self.dampening)?;
         non_negative("weight_decay", self.weight_decay)?;
@@ -133,7 +138,9 @@ impl SgdConfig {
             nesterov: state.value("nesterov")?,
             weight_decay: state.value("weight_decay")?,
         };
-        config.validate()?;
+        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
+        non_negative("learning_rate", config.learning_rate)?;
+        config.validate_all_but_learning_rate()?;
         Ok(config)
     }
 }

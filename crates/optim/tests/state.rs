@@ -221,6 +221,43 @@ fn empty_state_round_trips() -> TestResult {
 }
 
 #[test]
+fn a_state_saved_at_an_annealed_rate_of_zero_loads() -> TestResult {
+    // Cosine annealing to min_lr = 0 leaves the rate at exactly 0 after the last step; the
+    // checkpoint written then must resume. A negative rate is still refused.
+    type Make = fn() -> Result<Box<dyn Optimizer>, OptimError>;
+    let kinds: [Make; 4] = [
+        || Ok(Box::new(Sgd::new(SgdConfig::new(0.1).momentum(0.9))?)),
+        || Ok(Box::new(Adam::new(AdamConfig::default())?)),
+        || Ok(Box::new(AdamW::new(AdamConfig::adamw())?)),
+        || Ok(Box::new(RmsProp::new(RmsPropConfig::default())?)),
+    ];
+    for make in kinds {
+        let mut optimizer = make()?;
+        Model::new(DType::F32).step(optimizer.as_mut(), 1);
+        optimizer.set_learning_rate(0.0);
+        let state = optimizer.state()?;
+        let mut resumed = make()?;
+        resumed.load_state(&state)?;
+        assert_eq!(resumed.learning_rate(), 0.0);
+
+        let mut negative = state.clone();
+        negative.set_value("learning_rate", -0.1);
+        let error = make()?.load_state(&negative).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                OptimError::BadHyperParameter {
+                    name: "learning_rate",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn overwriting_leaves_no_temporary_files() -> TestResult {
     let directory = tempfile::tempdir()?;
     let path = directory.path().join("state.safetensors");

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use dl_nn::{Activation, Layer, Loss, Sequential, VarStore};
 use dl_optim::{
-    evaluate, Adam, AdamConfig, EarlyStopping, History, ModelCheckpoint, Optimizer, ProgressMode,
-    Sgd, SgdConfig, Trainer, TrainingError,
+    evaluate, restore_schedule, Adam, AdamConfig, Callback, Control, EarlyStopping, EpochRecord,
+    History, ModelCheckpoint, Optimizer, ProgressMode, ScheduleResume, ScheduleSpec, Sgd,
+    SgdConfig, Trainer, TrainingContext, TrainingError, TrainingResult, SCHEDULE_KEY,
 };
 use dl_tensor::{DType, Device, SeededRng, Tensor};
 
@@ -291,29 +292,60 @@ fn empty_epoch_and_bad_batches_are_errors() {
     assert!(failing.to_string().contains("disk gone"), "{failing}");
 }
 
-/// Trains the two-moons MLP for `epochs` epochs (optionally resuming from a checkpoint) and
-/// returns the final weights.
-fn train_for(
+/// A two-moons training run for [`train_for`].
+struct Run<'a> {
+    /// The epoch number to train up to.
     epochs: usize,
-    resume: Option<&std::path::Path>,
-    checkpoint: &std::path::Path,
-) -> Vec<(String, Tensor)> {
+    /// The learning-rate schedule, built over all `epochs`.
+    schedule: &'a str,
+    /// Stop after this epoch, as an interrupted run would (the checkpoint stays).
+    interrupted_after: Option<usize>,
+    /// The checkpoint to resume from.
+    resume: Option<&'a std::path::Path>,
+}
+
+/// Stops training after a given epoch, like a run killed there.
+struct Interrupt(usize);
+
+impl Callback for Interrupt {
+    fn on_epoch_end(
+        &mut self,
+        record: &EpochRecord,
+        _context: &TrainingContext<'_>,
+    ) -> TrainingResult<Control> {
+        Ok(if record.epoch >= self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
+}
+
+/// Trains the two-moons MLP as `run` says, keeping the latest checkpoint in `checkpoint`, and
+/// returns the final weights.
+fn train_for(run: Run<'_>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)> {
     let (inputs, labels) = two_moons(200, 0.1, 10);
     let train = batches(&inputs, &labels, 32);
     let store = VarStore::new(
         &Device::Cpu,
         DType::F32,
-        if resume.is_some() { 99 } else { 11 },
+        if run.resume.is_some() { 99 } else { 11 },
     );
     let model = mlp(&store, 8);
     let mut optimizer = Adam::new(AdamConfig::default().learning_rate(0.01)).unwrap();
+    let spec: ScheduleSpec = run.schedule.parse().unwrap();
+    let mut schedule = spec.build(0.01, run.epochs * train.len()).unwrap();
     let mut completed = History::default();
     let mut global_step = 0;
-    if let Some(path) = resume {
+    if let Some(path) = run.resume {
         let metadata = dl_nn::load_checkpoint(path, &store).unwrap();
         optimizer
             .load_state_file(&dl_optim::optimizer_state_path(path))
             .unwrap();
+        assert_eq!(
+            restore_schedule(schedule.as_mut(), &spec, &metadata).unwrap(),
+            ScheduleResume::Continued
+        );
         global_step = metadata["global_step"].parse().unwrap();
         let epochs_done: usize = metadata["epoch"].parse().unwrap();
         // Only the epoch numbers matter for resuming; a real app reads its history CSV.
@@ -330,13 +362,16 @@ fn train_for(
             })
             .collect();
     }
+    let metadata = BTreeMap::from([(SCHEDULE_KEY.to_string(), spec.to_string())]);
     let mut trainer = Trainer::new(Box::new(optimizer))
-        .epochs(epochs)
+        .epochs(run.epochs)
         .progress(ProgressMode::Quiet)
         .resume_from(completed, global_step)
-        .callback(Box::new(
-            ModelCheckpoint::new(BTreeMap::new()).last(checkpoint),
-        ));
+        .schedule(schedule)
+        .callback(Box::new(ModelCheckpoint::new(metadata).last(checkpoint)));
+    if let Some(epoch) = run.interrupted_after {
+        trainer = trainer.callback(Box::new(Interrupt(epoch)));
+    }
     trainer
         .fit(&model, &store, |epoch| {
             let mut order = train.clone();
@@ -347,22 +382,60 @@ fn train_for(
     store.snapshot().unwrap()
 }
 
-#[test]
-fn resuming_from_a_checkpoint_continues_exactly() {
-    let directory = tempfile::tempdir().unwrap();
-    let straight = train_for(4, None, &directory.path().join("straight.safetensors"));
-    let halfway = directory.path().join("halfway.safetensors");
-    train_for(2, None, &halfway);
-    let resumed = train_for(
-        4,
-        Some(&halfway),
-        &directory.path().join("resumed.safetensors"),
-    );
-    for ((name, expected), (_, actual)) in straight.iter().zip(&resumed) {
+fn assert_same_weights(expected: &[(String, Tensor)], actual: &[(String, Tensor)]) {
+    assert_eq!(expected.len(), actual.len());
+    for ((name, expected), (_, actual)) in expected.iter().zip(actual) {
         let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
         let actual: Vec<f32> = actual.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(expected, actual, "{name} differs after resuming");
     }
+}
+
+#[test]
+fn resuming_from_a_checkpoint_continues_exactly() {
+    // A per-epoch schedule: the resumed run must go on at the halved rate of epoch 3, not
+    // restart at the base rate (nor would the weights match).
+    let directory = tempfile::tempdir().unwrap();
+    let run = |epochs, resume| Run {
+        epochs,
+        schedule: "step:1:0.5",
+        interrupted_after: None,
+        resume,
+    };
+    let straight = train_for(run(4, None), &directory.path().join("straight.safetensors"));
+    let halfway = directory.path().join("halfway.safetensors");
+    train_for(run(2, None), &halfway);
+    let resumed = train_for(
+        run(4, Some(&halfway)),
+        &directory.path().join("resumed.safetensors"),
+    );
+    assert_same_weights(&straight, &resumed);
+}
+
+#[test]
+fn an_interrupted_cosine_run_resumes_on_the_same_curve() {
+    // Cosine annealing is counted in steps over the whole run: a run stopped after epoch 2 of 4
+    // and resumed with the same 4 epochs ends with the uninterrupted run's weights.
+    let directory = tempfile::tempdir().unwrap();
+    let run = |interrupted_after, resume| Run {
+        epochs: 4,
+        schedule: "cosine",
+        interrupted_after,
+        resume,
+    };
+    let straight = train_for(
+        run(None, None),
+        &directory.path().join("straight.safetensors"),
+    );
+    let interrupted = directory.path().join("interrupted.safetensors");
+    train_for(run(Some(2), None), &interrupted);
+    let metadata = dl_nn::Checkpoint::load(&interrupted).unwrap().metadata;
+    assert_eq!(metadata["epoch"], "2", "the run stopped after epoch 2");
+    let resumed = train_for(
+        run(None, Some(&interrupted)),
+        &directory.path().join("resumed.safetensors"),
+    );
+    assert_same_weights(&straight, &resumed);
 }
 
 #[test]

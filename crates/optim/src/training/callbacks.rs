@@ -201,9 +201,7 @@ impl ModelCheckpoint {
         metadata.insert("global_step".into(), context.global_step.to_string());
         metadata.insert("monitored_loss".into(), record.monitored_loss().to_string());
         if let Some(schedule) = context.schedule {
-            for (key, value) in schedule.state() {
-                metadata.insert(format!("schedule.{key}"), value);
-            }
+            metadata.extend(crate::schedule_state_metadata(schedule));
         }
         metadata.extend(dl_nn::random_states_metadata(context.model));
         dl_nn::save_checkpoint(path, context.store, &metadata)?;
