@@ -218,42 +218,50 @@ fn resume_continues_with_the_epoch_counter_and_optimizer_state() {
     );
 }
 
-#[test]
-fn resuming_a_model_with_dropout_repeats_the_uninterrupted_run() {
-    // `cnn` draws dropout masks at every step: the resumed run must continue the generators
-    // where the checkpoint left them, not restart them from the seed.
-    let root = tempfile::tempdir().unwrap();
-    let data = synthetic_data(root.path());
-    let whole = root.path().join("whole.safetensors");
-    // A constant rate: a cosine over 1 epoch would end where the one over 2 is halfway.
-    let constant = ["--schedule", "constant"];
-    let output = train(
-        &data,
-        &whole,
-        &[&["--model", "cnn", "--epochs", "2"], &constant[..]].concat(),
-    );
+/// Trains 2 epochs with `flags`, and 1 epoch then 1 more resumed from its checkpoint; checks
+/// that both end in the same checkpoint bytes and returns the resumed run's log and the 1-epoch
+/// checkpoint.
+fn resumed_run_repeats_the_uninterrupted_one(
+    data: &Path,
+    root: &Path,
+    flags: &[&str],
+) -> (String, PathBuf) {
+    let whole = root.join("whole.safetensors");
+    let output = train(data, &whole, &[flags, &["--epochs", "2"]].concat());
     assert!(output.status.success(), "{}", text(&output));
-    let half = root.path().join("half.safetensors");
-    let output = train(
-        &data,
-        &half,
-        &[&["--model", "cnn", "--epochs", "1"], &constant[..]].concat(),
-    );
+    let half = root.join("half.safetensors");
+    let output = train(data, &half, &[flags, &["--epochs", "1"]].concat());
     assert!(output.status.success(), "{}", text(&output));
-    let resumed = root.path().join("resumed.safetensors");
+    let resumed = root.join("resumed.safetensors");
     let output = train(
-        &data,
+        data,
         &resumed,
         &[
+            flags,
             &["--resume", half.to_str().unwrap(), "--epochs", "2"],
-            &constant[..],
         ]
         .concat(),
     );
-    assert!(output.status.success(), "{}", text(&output));
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
     assert!(
         std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
         "2 epochs and 1 + 1 resumed should give the same checkpoint bytes"
+    );
+    (log, half)
+}
+
+#[test]
+fn resuming_a_model_with_dropout_repeats_the_uninterrupted_run() {
+    // `cnn` draws dropout masks at every step: the resumed run must continue the generators
+    // where the checkpoint left them, not restart them from the seed. The rate is constant:
+    // a cosine over 1 epoch would end where the one over 2 is halfway.
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    resumed_run_repeats_the_uninterrupted_one(
+        &data,
+        root.path(),
+        &["--model", "cnn", "--schedule", "constant"],
     );
 }
 
@@ -263,32 +271,14 @@ fn resuming_continues_the_learning_rate_schedule() {
     // uninterrupted run's did, not restart the schedule.
     let root = tempfile::tempdir().unwrap();
     let data = synthetic_data(root.path());
-    let halving = ["--model", "logreg", "--schedule", "step:1:0.5"];
-    let whole = root.path().join("whole.safetensors");
-    let output = train(&data, &whole, &[&halving[..], &["--epochs", "2"]].concat());
-    assert!(output.status.success(), "{}", text(&output));
-    let half = root.path().join("half.safetensors");
-    let output = train(&data, &half, &[&halving[..], &["--epochs", "1"]].concat());
-    assert!(output.status.success(), "{}", text(&output));
-    let resumed = root.path().join("resumed.safetensors");
-    let output = train(
+    let (log, half) = resumed_run_repeats_the_uninterrupted_one(
         &data,
-        &resumed,
-        &[
-            &halving[..],
-            &["--resume", half.to_str().unwrap(), "--epochs", "2"],
-        ]
-        .concat(),
+        root.path(),
+        &["--model", "logreg", "--schedule", "step:1:0.5"],
     );
-    let log = text(&output);
-    assert!(output.status.success(), "{log}");
     assert!(
         log.contains("lr 5.00e-4"),
         "epoch 2 runs at half the rate:\n{log}"
-    );
-    assert!(
-        std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
-        "2 epochs and 1 + 1 resumed should give the same checkpoint bytes"
     );
 
     let other = root.path().join("other.safetensors");

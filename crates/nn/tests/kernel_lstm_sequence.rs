@@ -19,6 +19,11 @@ fn normal(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor> {
         .to_dtype(DType::F64)?)
 }
 
+/// A copy of `var` in `dtype`.
+fn cast_var(var: &Var, dtype: DType) -> Result<Var> {
+    Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
+}
+
 /// The parameters and input of one case, all f64 variables: (x, W_ih, W_hh, b, h₀ | c₀).
 struct Case {
     input: Var,
@@ -56,8 +61,7 @@ impl KernelCase for Case {
 
     /// The same case in `dtype`.
     fn cast(&self, dtype: DType) -> Result<Self> {
-        let cast =
-            |var: &Var| -> Result<Var> { Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?) };
+        let cast = |var: &Var| cast_var(var, dtype);
         Ok(Self {
             input: cast(&self.input)?,
             weight_ih: cast(&self.weight_ih)?,
@@ -320,8 +324,7 @@ impl KernelCase for TokenCase {
     }
 
     fn cast(&self, dtype: DType) -> Result<Self> {
-        let cast =
-            |var: &Var| -> Result<Var> { Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?) };
+        let cast = |var: &Var| cast_var(var, dtype);
         Ok(Self {
             tokens: self.tokens.clone(),
             table: cast(&self.table)?,
