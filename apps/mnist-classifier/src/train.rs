@@ -8,7 +8,7 @@ use dl_nn::{Checkpoint, Loss, VarStore};
 use dl_optim::{
     evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
     AdamW, EarlyStopping, History, ModelCheckpoint, Optimizer, RmsProp, RmsPropConfig,
-    ScheduleResume, ScheduleSpec, Sgd, SgdConfig, Trainer, SCHEDULE_KEY,
+    ScheduleSpec, Sgd, SgdConfig, Trainer, SCHEDULE_KEY,
 };
 use dl_tensor::{DType, DeviceChoice};
 
@@ -145,12 +145,8 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     if let Some((path, checkpoint, _)) = &resumed {
         let outcome = restore_schedule(schedule.as_mut(), &schedule_spec, &checkpoint.metadata)
             .with_context(|| format!("resuming the schedule of {}", path.display()))?;
-        if let ScheduleResume::Restarted { previous } = outcome {
-            println!(
-                "{} was trained with schedule {}: {schedule_spec} starts from its beginning",
-                path.display(),
-                previous.as_deref().unwrap_or("(not recorded)")
-            );
+        if let Some(notice) = outcome.notice(&schedule_spec) {
+            println!("{} {notice}", path.display());
         }
     }
 

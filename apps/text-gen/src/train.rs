@@ -17,7 +17,7 @@ use dl_nn::{Checkpoint, Loss, VarStore};
 use dl_optim::{
     evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
     Callback, Control, EarlyStopping, EpochRecord, History, ModelCheckpoint, Optimizer,
-    ScheduleResume, ScheduleSpec, Trainer, TrainingContext, TrainingResult, SCHEDULE_KEY,
+    ScheduleSpec, Trainer, TrainingContext, TrainingResult, SCHEDULE_KEY,
 };
 use dl_tensor::{DType, Device, DeviceChoice, SeededRng, Tensor};
 
@@ -301,12 +301,8 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             &resumed.checkpoint.metadata,
         )
         .with_context(|| format!("resuming the schedule of {}", resumed.path.display()))?;
-        if let ScheduleResume::Restarted { previous } = outcome {
-            println!(
-                "{} was trained with schedule {}: {schedule_spec} starts from its beginning",
-                resumed.path.display(),
-                previous.as_deref().unwrap_or("(not recorded)")
-            );
+        if let Some(notice) = outcome.notice(&schedule_spec) {
+            println!("{} {notice}", resumed.path.display());
         }
         let done = history.last().map_or(0, |record| record.epoch);
         if done >= rounds {

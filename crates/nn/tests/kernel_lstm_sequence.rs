@@ -19,29 +19,50 @@ fn normal(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor> {
         .to_dtype(DType::F64)?)
 }
 
-/// A copy of `var` in `dtype`.
-fn cast_var(var: &Var, dtype: DType) -> Result<Var> {
-    Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-}
-
-/// The parameters and input of one case, all f64 variables: (x, W_ih, W_hh, b, h₀ | c₀).
-struct Case {
-    input: Var,
+/// An LSTM layer's parameters and initial state, f64 variables: (W_ih, W_hh, b, h₀ | c₀).
+struct Recurrent {
     weight_ih: Var,
     weight_hh: Var,
     bias: Var,
     initial: Var,
 }
 
-impl Case {
-    fn new(batch: usize, steps: usize, features: usize, hidden: usize, seed: u64) -> Result<Self> {
+impl Recurrent {
+    /// Random parameters for `inputs` input features, drawn from seeds `seed` to `seed + 3`.
+    fn new(batch: usize, inputs: usize, hidden: usize, seed: u64) -> Result<Self> {
         let scale = 1.0 / (hidden as f32).sqrt();
         Ok(Self {
+            weight_ih: Var::from_tensor(&normal(&[4 * hidden, inputs], seed, scale)?)?,
+            weight_hh: Var::from_tensor(&normal(&[4 * hidden, hidden], seed + 1, scale)?)?,
+            bias: Var::from_tensor(&normal(&[4 * hidden], seed + 2, 0.5)?)?,
+            initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 3, 1.0)?)?,
+        })
+    }
+
+    /// The same parameters in `dtype`.
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        let cast =
+            |var: &Var| -> Result<Var> { Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?) };
+        Ok(Self {
+            weight_ih: cast(&self.weight_ih)?,
+            weight_hh: cast(&self.weight_hh)?,
+            bias: cast(&self.bias)?,
+            initial: cast(&self.initial)?,
+        })
+    }
+}
+
+/// The input and parameters of one case: (x, W_ih, W_hh, b, h₀ | c₀).
+struct Case {
+    input: Var,
+    recurrent: Recurrent,
+}
+
+impl Case {
+    fn new(batch: usize, steps: usize, features: usize, hidden: usize, seed: u64) -> Result<Self> {
+        Ok(Self {
             input: Var::from_tensor(&normal(&[batch, steps, features], seed, 1.0)?)?,
-            weight_ih: Var::from_tensor(&normal(&[4 * hidden, features], seed + 1, scale)?)?,
-            weight_hh: Var::from_tensor(&normal(&[4 * hidden, hidden], seed + 2, scale)?)?,
-            bias: Var::from_tensor(&normal(&[4 * hidden], seed + 3, 0.5)?)?,
-            initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 4, 1.0)?)?,
+            recurrent: Recurrent::new(batch, features, hidden, seed + 1)?,
         })
     }
 }
@@ -52,32 +73,28 @@ impl KernelCase for Case {
     fn variables(&self) -> [&Var; 5] {
         [
             &self.input,
-            &self.weight_ih,
-            &self.weight_hh,
-            &self.bias,
-            &self.initial,
+            &self.recurrent.weight_ih,
+            &self.recurrent.weight_hh,
+            &self.recurrent.bias,
+            &self.recurrent.initial,
         ]
     }
 
     /// The same case in `dtype`.
     fn cast(&self, dtype: DType) -> Result<Self> {
-        let cast = |var: &Var| cast_var(var, dtype);
         Ok(Self {
-            input: cast(&self.input)?,
-            weight_ih: cast(&self.weight_ih)?,
-            weight_hh: cast(&self.weight_hh)?,
-            bias: cast(&self.bias)?,
-            initial: cast(&self.initial)?,
+            input: Var::from_tensor(&self.input.as_tensor().to_dtype(dtype)?)?,
+            recurrent: self.recurrent.cast(dtype)?,
         })
     }
 
     fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
         all_outputs(&lstm_sequence(
             self.input.as_tensor(),
-            self.weight_ih.as_tensor(),
-            self.weight_hh.as_tensor(),
-            self.bias.as_tensor(),
-            self.initial.as_tensor(),
+            self.recurrent.weight_ih.as_tensor(),
+            self.recurrent.weight_hh.as_tensor(),
+            self.recurrent.bias.as_tensor(),
+            self.recurrent.initial.as_tensor(),
         )?)
     }
 
@@ -85,10 +102,10 @@ impl KernelCase for Case {
     fn reference(&self) -> Result<Tensor> {
         step_loop(
             self.input.as_tensor(),
-            self.weight_ih.as_tensor(),
-            self.weight_hh.as_tensor(),
-            self.bias.as_tensor(),
-            self.initial.as_tensor(),
+            self.recurrent.weight_ih.as_tensor(),
+            self.recurrent.weight_hh.as_tensor(),
+            self.recurrent.bias.as_tensor(),
+            self.recurrent.initial.as_tensor(),
         )
     }
 }
@@ -236,25 +253,25 @@ fn constants_get_no_gradient_and_bad_shapes_are_errors() -> Result {
     let case = Case::new(2, 3, 3, 2, 310)?;
     let (input, initial) = (
         case.input.as_tensor().detach(),
-        case.initial.as_tensor().detach(),
+        case.recurrent.initial.as_tensor().detach(),
     );
     let output = lstm_sequence(
         &input,
-        case.weight_ih.as_tensor(),
-        case.weight_hh.as_tensor(),
-        case.bias.as_tensor(),
+        case.recurrent.weight_ih.as_tensor(),
+        case.recurrent.weight_hh.as_tensor(),
+        case.recurrent.bias.as_tensor(),
         &initial,
     )?;
     let store = weighted_sum(&output.hidden, 5)?.backward()?;
     assert!(store.get(&input).is_none() && store.get(&initial).is_none());
-    assert!(store.get(case.weight_hh.as_tensor()).is_some());
+    assert!(store.get(case.recurrent.weight_hh.as_tensor()).is_some());
 
     let wrong = normal(&[8, 3], 313, 1.0)?;
     let error = lstm_sequence(
         &input,
-        case.weight_ih.as_tensor(),
+        case.recurrent.weight_ih.as_tensor(),
         &wrong,
-        case.bias.as_tensor(),
+        case.recurrent.bias.as_tensor(),
         &initial,
     )
     .unwrap_err();
@@ -262,9 +279,9 @@ fn constants_get_no_gradient_and_bad_shapes_are_errors() -> Result {
     let empty = Tensor::zeros((2, 0, 3), DType::F64, &Device::Cpu)?;
     let error = lstm_sequence(
         &empty,
-        case.weight_ih.as_tensor(),
-        case.weight_hh.as_tensor(),
-        case.bias.as_tensor(),
+        case.recurrent.weight_ih.as_tensor(),
+        case.recurrent.weight_hh.as_tensor(),
+        case.recurrent.bias.as_tensor(),
         &initial,
     )
     .unwrap_err();
@@ -276,10 +293,7 @@ fn constants_get_no_gradient_and_bad_shapes_are_errors() -> Result {
 struct TokenCase {
     tokens: Tensor,
     table: Var,
-    weight_ih: Var,
-    weight_hh: Var,
-    bias: Var,
-    initial: Var,
+    recurrent: Recurrent,
 }
 
 const TOKEN_NAMES: [&str; 5] = ["E", "W_ih", "W_hh", "b", "initial state"];
@@ -298,14 +312,10 @@ impl TokenCase {
         let ids: Vec<u32> = (0..batch * steps)
             .map(|_| rng.below(vocabulary) as u32)
             .collect();
-        let scale = 1.0 / (hidden as f32).sqrt();
         Ok(Self {
             tokens: Tensor::from_vec(ids, (batch, steps), &Device::Cpu)?,
             table: Var::from_tensor(&normal(&[vocabulary, embedding], seed + 1, 1.0)?)?,
-            weight_ih: Var::from_tensor(&normal(&[4 * hidden, embedding], seed + 2, scale)?)?,
-            weight_hh: Var::from_tensor(&normal(&[4 * hidden, hidden], seed + 3, scale)?)?,
-            bias: Var::from_tensor(&normal(&[4 * hidden], seed + 4, 0.5)?)?,
-            initial: Var::from_tensor(&normal(&[batch, 2 * hidden], seed + 5, 1.0)?)?,
+            recurrent: Recurrent::new(batch, embedding, hidden, seed + 2)?,
         })
     }
 }
@@ -316,22 +326,18 @@ impl KernelCase for TokenCase {
     fn variables(&self) -> [&Var; 5] {
         [
             &self.table,
-            &self.weight_ih,
-            &self.weight_hh,
-            &self.bias,
-            &self.initial,
+            &self.recurrent.weight_ih,
+            &self.recurrent.weight_hh,
+            &self.recurrent.bias,
+            &self.recurrent.initial,
         ]
     }
 
     fn cast(&self, dtype: DType) -> Result<Self> {
-        let cast = |var: &Var| cast_var(var, dtype);
         Ok(Self {
             tokens: self.tokens.clone(),
-            table: cast(&self.table)?,
-            weight_ih: cast(&self.weight_ih)?,
-            weight_hh: cast(&self.weight_hh)?,
-            bias: cast(&self.bias)?,
-            initial: cast(&self.initial)?,
+            table: Var::from_tensor(&self.table.as_tensor().to_dtype(dtype)?)?,
+            recurrent: self.recurrent.cast(dtype)?,
         })
     }
 
@@ -340,12 +346,13 @@ impl KernelCase for TokenCase {
         all_outputs(&lstm_sequence_from_tokens(
             &self.tokens,
             &self
+                .recurrent
                 .weight_ih
                 .as_tensor()
                 .matmul(&self.table.as_tensor().t()?)?,
-            self.weight_hh.as_tensor(),
-            self.bias.as_tensor(),
-            self.initial.as_tensor(),
+            self.recurrent.weight_hh.as_tensor(),
+            self.recurrent.bias.as_tensor(),
+            self.recurrent.initial.as_tensor(),
         )?)
     }
 
@@ -359,10 +366,10 @@ impl KernelCase for TokenCase {
             .reshape((batch, steps, self.table.dims()[1]))?;
         step_loop(
             &embedded,
-            self.weight_ih.as_tensor(),
-            self.weight_hh.as_tensor(),
-            self.bias.as_tensor(),
-            self.initial.as_tensor(),
+            self.recurrent.weight_ih.as_tensor(),
+            self.recurrent.weight_hh.as_tensor(),
+            self.recurrent.bias.as_tensor(),
+            self.recurrent.initial.as_tensor(),
         )
     }
 }
@@ -416,6 +423,7 @@ fn lstm_sequence_from_tokens_gradients_match_finite_differences() -> Result {
 fn token_ids_outside_the_vocabulary_or_not_u32_are_errors() -> Result {
     let case = TokenCase::new(2, 3, 4, 3, 2, 510)?;
     let weight = case
+        .recurrent
         .weight_ih
         .as_tensor()
         .matmul(&case.table.as_tensor().t()?)?;
@@ -423,9 +431,9 @@ fn token_ids_outside_the_vocabulary_or_not_u32_are_errors() -> Result {
         lstm_sequence_from_tokens(
             tokens,
             &weight,
-            case.weight_hh.as_tensor(),
-            case.bias.as_tensor(),
-            case.initial.as_tensor(),
+            case.recurrent.weight_hh.as_tensor(),
+            case.recurrent.bias.as_tensor(),
+            case.recurrent.initial.as_tensor(),
         )
     };
     let outside = Tensor::new(&[[0u32, 1, 4], [3, 2, 1]], &Device::Cpu)?;

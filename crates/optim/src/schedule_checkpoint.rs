@@ -28,6 +28,21 @@ pub enum ScheduleResume {
     },
 }
 
+impl ScheduleResume {
+    /// What to tell someone resuming with `spec` (the schedule passed to [`restore_schedule`]):
+    /// nothing when it continued, otherwise which schedule the checkpoint had and that `spec`
+    /// starts from its beginning.
+    pub fn notice(&self, spec: &ScheduleSpec) -> Option<String> {
+        match self {
+            Self::Continued => None,
+            Self::Restarted { previous } => Some(format!(
+                "was trained with schedule {}: {spec} starts from its beginning",
+                previous.as_deref().unwrap_or("(not recorded)")
+            )),
+        }
+    }
+}
+
 /// The metadata entries of `spec` and of the progress of `schedule` (built from it).
 ///
 /// ```
@@ -129,6 +144,11 @@ mod tests {
             }
         );
         assert_eq!(other.learning_rate(), 1.0);
+        assert_eq!(
+            outcome.notice(&exponential).as_deref(),
+            Some("was trained with schedule step:1:0.5: exponential:0.9 starts from its beginning")
+        );
+        assert_eq!(ScheduleResume::Continued.notice(&exponential), None);
 
         let outcome = restore_schedule(other.as_mut(), &exponential, &BTreeMap::new()).unwrap();
         assert_eq!(outcome, ScheduleResume::Restarted { previous: None });
