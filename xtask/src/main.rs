@@ -38,8 +38,12 @@ fn main() -> Result<()> {
             println!(
                 "crates/nn        dl-nn        neuron, activations, layers, losses, checkpoints"
             );
-            println!("crates/optim     dl-optim     optimizers, schedules, the training loop");
+            println!("crates/optim     dl-optim     optimizers, learning-rate schedules");
             println!("crates/data      dl-data      datasets, tokenizers, loaders, download-data");
+            println!("crates/models    dl-models    the model zoo, checkpoint -> ready model");
+            println!("crates/train     dl-train     the training loop, callbacks, resumable runs");
+            println!("examples         dl-examples  the course's concepts as numbered examples");
+            println!("docs/architecture.md  which concept lives where");
             println!("docs/README.md   the course, concept by concept");
         }
     }

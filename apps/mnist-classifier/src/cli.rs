@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::models::ModelKind;
+use dl_models::ImageModel;
 
 /// Train, evaluate and use an MNIST digit classifier (the course's project 5.1).
 #[derive(Debug, Parser)]
@@ -77,8 +77,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The network to train.
-    #[arg(long, value_enum, default_value_t = ModelKind::CourseCnn)]
-    pub model: ModelKind,
+    #[arg(long, value_enum, default_value_t = ImageModel::CourseCnn)]
+    pub model: ImageModel,
     /// Epochs to train (counting the epochs of a resumed run).
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
@@ -170,8 +170,8 @@ pub struct PredictArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SummaryArgs {
     /// The network to describe.
-    #[arg(long, value_enum, default_value_t = ModelKind::CourseCnn)]
-    pub model: ModelKind,
+    #[arg(long, value_enum, default_value_t = ImageModel::CourseCnn)]
+    pub model: ImageModel,
     /// Dropout rate (default: the model's own).
     #[arg(long)]
     pub dropout: Option<f32>,

@@ -16,6 +16,15 @@ impl DatasetChoice {
     }
 }
 
+impl From<ImageDataset> for DatasetChoice {
+    fn from(dataset: ImageDataset) -> Self {
+        match dataset {
+            ImageDataset::Mnist => Self::Mnist,
+            ImageDataset::FashionMnist => Self::FashionMnist,
+        }
+    }
+}
+
 /// Loads the chosen dataset, downloading it first unless `offline`.
 pub fn load_images(arguments: &DataArgs, offline: bool) -> Result<Mnist> {
     let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());

@@ -3,22 +3,20 @@
 
 use anyhow::Result;
 use dl_data::BatchLoader;
+use dl_models::{checkpoint_file, load_image_classifier};
 use dl_nn::{ConfusionMatrix, Layer, Loss, Mode};
-use dl_optim::evaluate;
 use dl_tensor::DeviceChoice;
+use dl_train::evaluate;
 
-use crate::{cli::EvaluateArgs, data::load_images, saved_model::load_model};
+use crate::{cli::EvaluateArgs, data::load_images, settings::TrainingSettings};
 
 /// Runs `evaluate`.
 pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-    let loaded = load_model(
-        &arguments.checkpoint,
-        arguments.data.data_dir.as_deref(),
-        &device,
-    )?;
+    let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
+    let loaded = load_image_classifier(&path, &device)?;
     let data = crate::cli::DataArgs {
-        dataset: loaded.recipe.dataset,
+        dataset: loaded.recipe.dataset.into(),
         ..arguments.data.clone()
     };
     let test = load_images(&data, false)?.test.to_device(&device)?;
@@ -34,17 +32,19 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         arguments.checkpoint.display(),
         loaded.recipe.model,
         result.targets,
-        loaded.recipe.dataset.dataset().name()
+        loaded.recipe.dataset.name()
     );
-    let trained = |key: &str| loaded.metadata.get(key).map_or("?", String::as_str);
-    println!(
-        "trained {} epochs, batch {}, {} at learning rate {}, seed {}",
-        trained("epoch"),
-        trained("batch_size"),
-        trained("optimizer"),
-        trained("learning_rate"),
-        trained("seed")
-    );
+    let epochs = loaded
+        .metadata
+        .get(dl_train::EPOCH_KEY)
+        .map_or("?", String::as_str);
+    match TrainingSettings::from_metadata(&loaded.metadata) {
+        Some(settings) => println!(
+            "trained {epochs} epochs, batch {}, {} at learning rate {}, seed {}",
+            settings.batch_size, settings.optimizer, settings.learning_rate, settings.seed
+        ),
+        None => println!("trained {epochs} epochs (the checkpoint does not say how)"),
+    }
     println!("test loss {:.4}", result.loss);
     println!(
         "test accuracy {:.2}%",
@@ -53,7 +53,7 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     println!();
     println!("confusion matrix (rows: true class, columns: predicted class)");
     print!("{confusion}");
-    let names = loaded.recipe.dataset.dataset().class_names();
+    let names = loaded.recipe.dataset.class_names();
     if names[0] != "0" {
         println!();
         for (class, name) in names.iter().enumerate() {

@@ -9,10 +9,9 @@
 mod cli;
 mod data;
 mod evaluate;
-mod models;
 mod predict;
 mod preprocess;
-mod saved_model;
+mod settings;
 mod train;
 
 use anyhow::Result;
@@ -26,13 +25,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
-    // Before any tensor operation starts a thread pool.
-    dl_tensor::threads::configure(cli.threads);
-    // The whole command runs on a thread of the compute pool (see dl_tensor::threads).
-    if let Err(error) = dl_tensor::threads::on_compute_threads(|| run(cli)) {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+    let threads = cli.threads;
+    dl_tensor::threads::run_program(threads, || run(cli));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -58,7 +52,7 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn model_description(model: models::ModelKind) -> String {
+fn model_description(model: dl_models::ImageModel) -> String {
     use clap::ValueEnum;
     model
         .to_possible_value()

@@ -3,11 +3,12 @@
 //! classified; the exit status is non-zero if any failed.
 
 use anyhow::{bail, Context, Result};
+use dl_models::{checkpoint_file, load_image_classifier};
 use dl_nn::Sequential;
 use dl_tensor::{DeviceChoice, Tensor};
 use serde_json::json;
 
-use crate::{cli::PredictArgs, data::load_images, preprocess, saved_model::load_model};
+use crate::{cli::PredictArgs, data::load_images, preprocess};
 
 /// How many classes to show per image.
 const TOP: usize = 3;
@@ -27,12 +28,9 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
         bail!("nothing to classify: pass image files, or --index N for a test image");
     }
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-    let loaded = load_model(
-        &arguments.checkpoint,
-        arguments.data.data_dir.as_deref(),
-        &device,
-    )?;
-    let names = loaded.recipe.dataset.dataset().class_names();
+    let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
+    let loaded = load_image_classifier(&path, &device)?;
+    let names = loaded.recipe.dataset.class_names();
     let mut inputs: Vec<(String, Result<Tensor>, Option<u32>)> = Vec::new();
     for path in &arguments.images {
         let prepared = preprocess::load_digit(path)
@@ -41,7 +39,7 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     }
     if !arguments.index.is_empty() {
         let data = crate::cli::DataArgs {
-            dataset: loaded.recipe.dataset,
+            dataset: loaded.recipe.dataset.into(),
             ..arguments.data.clone()
         };
         let test = load_images(&data, false)?.test;

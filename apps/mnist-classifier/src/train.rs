@@ -1,21 +1,26 @@
 //! `mnist-classifier train`: the course's `model.fit(x_train, y_train, epochs=5)` as a real
 //! tool — seeded, with validation, early stopping, augmentation, resumable checkpoints, a CSV
-//! history and a plot of the learning curves.
+//! history and a plot of the learning curves. In three parts: plan (check the flags, find what
+//! is resumed), build (data, model, trainer), report (test the model, save the run, say where
+//! it is).
+
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader};
-use dl_nn::{Checkpoint, Loss, VarStore};
+use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader, ImageSet};
+use dl_models::{checkpoint_file, ImageRecipe, Recipe};
+use dl_nn::{Checkpoint, Loss, Sequential, VarStore};
 use dl_optim::{
-    evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
-    AdamW, EarlyStopping, History, ModelCheckpoint, Optimizer, RmsProp, RmsPropConfig,
-    ScheduleSpec, Sgd, SgdConfig, Trainer, SCHEDULE_KEY,
+    Adam, AdamConfig, AdamW, Optimizer, RmsProp, RmsPropConfig, ScheduleSpec, Sgd, SgdConfig,
+    SCHEDULE_KEY,
 };
-use dl_tensor::{DType, DeviceChoice};
+use dl_tensor::{DType, Device, DeviceChoice};
+use dl_train::{evaluate, EarlyStopping, History, ModelCheckpoint, Run, Trainer};
 
 use crate::{
     cli::{OptimizerChoice, TrainArgs},
     data::load_images,
-    saved_model::{local_checkpoint, Recipe},
+    settings::TrainingSettings,
 };
 
 /// Batch size used to evaluate (no gradients are kept). 250 images at a time hold a quarter of
@@ -50,136 +55,144 @@ fn optimizer(arguments: &TrainArgs) -> Result<Box<dyn Optimizer>> {
     })
 }
 
+/// What the flags ask for, checked: the device, the schedule, the recipe, and the run resumed.
+struct Plan {
+    device: Device,
+    schedule_spec: ScheduleSpec,
+    recipe: ImageRecipe,
+    resumed: Option<(Run, Checkpoint)>,
+}
+
+impl Plan {
+    fn new(arguments: &TrainArgs) -> Result<Self> {
+        if arguments.batch_size == 0 || arguments.epochs == 0 {
+            bail!("--batch-size and --epochs must be positive");
+        }
+        if !(0.0..1.0).contains(&arguments.validation_split) {
+            bail!(
+                "--validation-split must be in [0, 1), got {}",
+                arguments.validation_split
+            );
+        }
+        if arguments.early_stopping.is_some() && arguments.validation_split == 0.0 {
+            bail!(
+                "--early-stopping watches the validation loss: also pass --validation-split (e.g. 0.1)"
+            );
+        }
+        let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
+        let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
+        let resume_file = arguments
+            .resume
+            .as_deref()
+            .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
+            .transpose()?;
+        let resumed = Run::open_resumed(resume_file)?;
+        let recipe = match &resumed {
+            Some((run, checkpoint)) => {
+                Recipe::image_classifier(run.checkpoint_path(), &checkpoint.metadata)?
+            }
+            None => ImageRecipe {
+                model: arguments.model,
+                dropout: arguments
+                    .dropout
+                    .unwrap_or(arguments.model.default_dropout()),
+                dataset: arguments.data.dataset.dataset(),
+            },
+        };
+        Ok(Self {
+            device,
+            schedule_spec,
+            recipe,
+            resumed,
+        })
+    }
+
+    /// The checkpoint metadata of the run: recipe, training settings, schedule.
+    fn metadata(&self, arguments: &TrainArgs) -> Result<BTreeMap<String, String>> {
+        let mut metadata = Recipe::ImageClassifier(self.recipe).metadata()?;
+        metadata.extend(TrainingSettings::of(arguments).metadata()?);
+        metadata.insert(SCHEDULE_KEY.into(), self.schedule_spec.to_string());
+        Ok(metadata)
+    }
+}
+
+/// The training and test images, on the device, with the validation part held out.
+struct Images {
+    train: ImageSet,
+    validation: Option<ImageSet>,
+    test: ImageSet,
+}
+
+impl Images {
+    fn load(arguments: &TrainArgs, device: &Device) -> Result<Self> {
+        let images = load_images(&arguments.data, arguments.offline)?;
+        let (train, validation) = if arguments.validation_split > 0.0 {
+            let (train, validation) =
+                split_validation(&images.train, arguments.validation_split, arguments.seed)?;
+            (train, Some(validation.to_device(device)?))
+        } else {
+            (images.train.clone(), None)
+        };
+        Ok(Self {
+            train: train.to_device(device)?,
+            validation,
+            test: images.test.to_device(device)?,
+        })
+    }
+}
+
 /// Runs `train`.
 pub fn run(arguments: &TrainArgs) -> Result<()> {
-    if arguments.batch_size == 0 || arguments.epochs == 0 {
-        bail!("--batch-size and --epochs must be positive");
-    }
-    if !(0.0..1.0).contains(&arguments.validation_split) {
-        bail!(
-            "--validation-split must be in [0, 1), got {}",
-            arguments.validation_split
-        );
-    }
-    if arguments.early_stopping.is_some() && arguments.validation_split == 0.0 {
-        bail!(
-            "--early-stopping watches the validation loss: also pass --validation-split (e.g. 0.1)"
-        );
-    }
-    let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-    let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
-    let images = load_images(&arguments.data, arguments.offline)?;
-    let (train_set, validation_set) = if arguments.validation_split > 0.0 {
-        let (train, validation) =
-            split_validation(&images.train, arguments.validation_split, arguments.seed)?;
-        (train, Some(validation))
-    } else {
-        (images.train.clone(), None)
-    };
-    let train_set = train_set.to_device(&device)?;
-    let test_set = images.test.to_device(&device)?;
+    let plan = Plan::new(arguments)?;
+    let images = Images::load(arguments, &plan.device)?;
+    let store = VarStore::new(&plan.device, DType::F32, arguments.seed);
+    let model = plan.recipe.build(&store)?;
 
-    let resume_file = arguments
-        .resume
-        .as_deref()
-        .map(|argument| local_checkpoint(argument, arguments.data.data_dir.as_deref()))
-        .transpose()?;
-    let resumed = match &resume_file {
-        Some(path) => {
-            let checkpoint = Checkpoint::load(path)?;
-            let recipe = Recipe::from_metadata(path, &checkpoint.metadata)?;
-            Some((path, checkpoint, recipe))
-        }
-        None => None,
-    };
-    let recipe = match &resumed {
-        Some((_, _, recipe)) => *recipe,
-        None => Recipe {
-            model: arguments.model,
-            dropout: arguments
-                .dropout
-                .unwrap_or(arguments.model.default_dropout()),
-            dataset: arguments.data.dataset,
-        },
-    };
-    let store = VarStore::new(&device, DType::F32, arguments.seed);
-    let model = recipe.model.build(&store, recipe.dropout)?;
-    let mut optimizer = optimizer(arguments)?;
-    let mut history = History::default();
-    let mut global_step = 0;
-    if let Some((path, checkpoint, _)) = &resumed {
-        checkpoint.restore_into(path, &store)?;
-        // Dropout continues with the masks the uninterrupted run would have drawn.
-        dl_nn::restore_random_states(&model, &checkpoint.metadata)
-            .with_context(|| format!("resuming from {}", path.display()))?;
-        optimizer
-            .load_state_file(&optimizer_state_path(path))
-            .context("resuming needs the optimizer state saved beside the checkpoint")?;
-        let history_path = path.with_extension("csv");
-        history = History::read_csv(&history_path)
-            .with_context(|| format!("resuming needs the history {}", history_path.display()))?;
-        global_step = checkpoint
-            .metadata
-            .get("global_step")
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0);
-        println!(
-            "resuming {} from {} after epoch {}",
-            recipe.model,
-            path.display(),
-            history.last().map_or(0, |record| record.epoch)
-        );
-    }
-    println!("{}", model.summary());
-
-    let mut train_loader = BatchLoader::training(&train_set, arguments.batch_size, arguments.seed)?;
+    let mut train_loader =
+        BatchLoader::training(&images.train, arguments.batch_size, arguments.seed)?;
     if arguments.augment {
         train_loader =
             train_loader.augmented(Augmenter::new(AugmentConfig::default(), arguments.seed)?);
     }
-    let batches_per_epoch = train_loader.batch_count();
-    let mut schedule = schedule_spec.build(
+    let schedule = plan.schedule_spec.build(
         arguments.learning_rate,
-        batches_per_epoch * arguments.epochs,
+        train_loader.batch_count() * arguments.epochs,
     )?;
-    if let Some((path, checkpoint, _)) = &resumed {
-        let outcome = restore_schedule(schedule.as_mut(), &schedule_spec, &checkpoint.metadata)
-            .with_context(|| format!("resuming the schedule of {}", path.display()))?;
-        if let Some(notice) = outcome.notice(&schedule_spec) {
-            println!("{} {notice}", path.display());
-        }
-    }
-
-    let mut metadata = recipe.metadata();
-    metadata.insert("seed".into(), arguments.seed.to_string());
-    metadata.insert("batch_size".into(), arguments.batch_size.to_string());
-    metadata.insert("learning_rate".into(), arguments.learning_rate.to_string());
-    metadata.insert(
-        "optimizer".into(),
-        format!("{:?}", arguments.optimizer).to_lowercase(),
-    );
-    metadata.insert(SCHEDULE_KEY.into(), schedule_spec.to_string());
-    metadata.insert("augment".into(), arguments.augment.to_string());
-
-    let out = &arguments.out;
-    let history_path = out.with_extension("csv");
-    let mut trainer = Trainer::new(optimizer)
+    let out = Run::new(&arguments.out);
+    let metadata = plan.metadata(arguments)?;
+    let mut trainer = Trainer::new(optimizer(arguments)?)
         .loss(Loss::CrossEntropy)
         .epochs(arguments.epochs)
-        .resume_from(history, global_step)
         .schedule(schedule)
-        .history_csv(&history_path)
-        .callback(Box::new(ModelCheckpoint::new(metadata.clone()).last(out)));
+        .history_csv(out.history_path())
+        .callback(Box::new(
+            ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
+        ));
+    if let Some((run, checkpoint)) = &plan.resumed {
+        let (resuming, resumed) =
+            trainer.restore(run, checkpoint, &model, &store, Some(&plan.schedule_spec))?;
+        trainer = resuming;
+        println!(
+            "resuming {} from {} after epoch {}",
+            plan.recipe.model,
+            run.checkpoint_path().display(),
+            resumed.epoch()
+        );
+        for notice in &resumed.notices {
+            println!("{notice}");
+        }
+    }
+    println!("{}", model.summary());
     if let Some(patience) = arguments.early_stopping {
         trainer = trainer.callback(Box::new(
             EarlyStopping::new(patience).restore_best_weights(true),
         ));
     }
+
     let started = std::time::Instant::now();
-    let history = match &validation_set {
+    let history = match &images.validation {
         Some(validation) => {
-            let validation_loader =
-                BatchLoader::evaluation(&validation.to_device(&device)?, EVALUATION_BATCH)?;
+            let validation_loader = BatchLoader::evaluation(validation, EVALUATION_BATCH)?;
             trainer.fit_with_validation(
                 &model,
                 &store,
@@ -191,31 +204,42 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     }
     .context("training failed")?;
     let training_seconds = started.elapsed().as_secs_f64();
-
-    let test = evaluate(
+    report(
+        &trainer,
         &model,
+        &store,
+        &images.test,
+        &out,
+        metadata,
+        &history,
+        training_seconds,
+    )
+}
+
+/// Tests the trained model, saves the run with the test result, and says where it is.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    trainer: &Trainer,
+    model: &Sequential,
+    store: &VarStore,
+    test_set: &ImageSet,
+    out: &Run,
+    mut metadata: BTreeMap<String, String>,
+    history: &History,
+    training_seconds: f64,
+) -> Result<()> {
+    let test = evaluate(
+        model,
         Loss::CrossEntropy,
-        BatchLoader::evaluation(&test_set, EVALUATION_BATCH)?.epoch_batches(0),
+        BatchLoader::evaluation(test_set, EVALUATION_BATCH)?.epoch_batches(0),
     )?;
     let accuracy = test.accuracy.unwrap_or(0.0);
-    metadata.insert(
-        "epoch".into(),
-        history.last().map_or(0, |record| record.epoch).to_string(),
-    );
-    metadata.insert("global_step".into(), trainer.global_step().to_string());
     metadata.insert("test_accuracy".into(), format!("{accuracy:.6}"));
     metadata.insert("test_loss".into(), format!("{:.6}", test.loss));
-    if let Some(schedule) = trainer.learning_rate_schedule() {
-        metadata.extend(schedule_state_metadata(schedule));
-    }
-    metadata.extend(dl_nn::random_states_metadata(&model));
-    dl_nn::save_checkpoint(out, &store, &metadata)?;
-    trainer
-        .optimizer()
-        .save_state_file(&optimizer_state_path(out))?;
-    let plot_path = out.with_extension("png");
-    history.plot_png(&plot_path)?;
+    out.save(&trainer.context(model, store), &metadata)?;
+    history.plot_png(&out.plot_path())?;
 
+    let path = out.checkpoint_path().display();
     println!(
         "test accuracy {:.2}% (loss {:.4}) on {} test images after {} epochs, {:.1}s of training",
         100.0 * accuracy,
@@ -224,20 +248,14 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         history.last().map_or(0, |record| record.epoch),
         training_seconds
     );
-    println!("saved {}", out.display());
+    println!("saved {path}");
     println!(
         "  history {}, learning curves {}",
-        history_path.display(),
-        plot_path.display()
+        out.history_path().display(),
+        out.plot_path().display()
     );
     println!("use it:");
-    println!(
-        "  cargo run --release -p mnist-classifier -- evaluate --checkpoint {}",
-        out.display()
-    );
-    println!(
-        "  cargo run --release -p mnist-classifier -- predict --checkpoint {} digit.png",
-        out.display()
-    );
+    println!("  cargo run --release -p mnist-classifier -- evaluate --checkpoint {path}");
+    println!("  cargo run --release -p mnist-classifier -- predict --checkpoint {path} digit.png");
     Ok(())
 }

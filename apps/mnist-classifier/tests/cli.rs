@@ -98,6 +98,17 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 /// The test accuracy the train command printed.
+/// Fails unless the command failed with status 1, printing every one of `expected`, and
+/// nothing panicked.
+fn assert_clear_failure(output: &Output, expected: &[&str]) {
+    let log = text(output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    for part in expected {
+        assert!(log.contains(part), "{part}: {log}");
+    }
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 fn printed_accuracy(output: &str) -> f64 {
     let line = output
         .lines()
@@ -341,13 +352,7 @@ fn missing_data_names_the_directory_and_the_download_command() {
     let root = tempfile::tempdir().unwrap();
     let empty = root.path().join("nothing-here");
     let output = train(&empty, &root.path().join("model.safetensors"), &[]);
-    let log = text(&output);
-    assert!(!output.status.success());
-    assert!(
-        log.contains("nothing-here") && log.contains("cargo xtask download-data"),
-        "{log}"
-    );
-    assert!(!log.contains("panicked"), "{log}");
+    assert_clear_failure(&output, &["nothing-here", "cargo xtask download-data"]);
 }
 
 #[test]
@@ -372,7 +377,8 @@ fn bad_checkpoints_are_clear_errors() {
     // Our metadata, but the weights of another model.
     let mismatched = root.path().join("mismatched.safetensors");
     let mut metadata = dl_nn::Checkpoint::load(&good).unwrap().metadata;
-    metadata.insert("model".into(), "mlp".into());
+    let recipe = metadata["recipe"].replace(r#""model":"logreg""#, r#""model":"mlp""#);
+    metadata.insert("recipe".into(), recipe);
     dl_nn::save_checkpoint(&mismatched, &store, &metadata).unwrap();
 
     for (path, expected) in [
@@ -389,13 +395,8 @@ fn bad_checkpoints_are_clear_errors() {
             "--data-dir",
             data.to_str().unwrap(),
         ]);
-        let log = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{log}");
-        assert!(
-            log.contains(expected) && log.contains(path.file_name().unwrap().to_str().unwrap()),
-            "{expected}: {log}"
-        );
-        assert!(!log.contains("panicked"), "{log}");
+        let file_name = path.file_name().unwrap().to_str().unwrap();
+        assert_clear_failure(&output, &[expected, file_name]);
     }
 }
 
@@ -417,13 +418,7 @@ fn a_diverging_loss_stops_training_with_a_clear_message() {
             "2",
         ],
     );
-    let log = text(&output);
-    assert!(!output.status.success(), "{log}");
-    assert!(
-        log.contains("the loss is") && log.contains("Lower the learning rate"),
-        "{log}"
-    );
-    assert!(!log.contains("panicked"), "{log}");
+    assert_clear_failure(&output, &["the loss is", "Lower the learning rate"]);
 }
 
 #[test]

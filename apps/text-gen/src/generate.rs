@@ -13,14 +13,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use dl_data::Tokenizer;
+use dl_models::{load_language_model, TextModel};
 use dl_nn::{DenseInference, LstmInference, LstmState};
 use dl_tensor::{Device, DeviceChoice, SeededRng, Tensor};
 
 use crate::{
     cli::{Engine, GenerateArgs},
-    model::TextModel,
     sampling::{Sampler, Sampling},
-    saved_model::load_model,
 };
 
 /// A model that reads one token at a time and returns its next-token logits.
@@ -229,7 +228,7 @@ pub fn run(arguments: &GenerateArgs) -> Result<()> {
         Engine::Fast => Device::Cpu,
         Engine::Candle => arguments.device.parse::<DeviceChoice>()?.resolve()?,
     };
-    let loaded = load_model(&arguments.checkpoint, &device)?;
+    let loaded = load_language_model(&arguments.checkpoint, &device)?;
     let tokenizer = &loaded.recipe.tokenizer;
     let prompt_ids = encode_prompt(tokenizer, &arguments.prompt)?;
     let mut engine: Box<dyn StepModel> = match arguments.engine {

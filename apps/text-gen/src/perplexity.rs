@@ -14,7 +14,9 @@ use anyhow::{bail, Result};
 use dl_nn::{log_softmax, LstmState, Mode};
 use dl_tensor::{DType, Device, DeviceChoice, Tensor};
 
-use crate::{cli::PerplexityArgs, data, model::TextModel, saved_model::load_model};
+use dl_models::{load_language_model, TextModel};
+
+use crate::{cli::PerplexityArgs, data};
 
 /// The total loss over a token sequence.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,7 +122,7 @@ pub fn predicted_characters(
 /// Runs `perplexity`.
 pub fn run(arguments: &PerplexityArgs) -> Result<()> {
     let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
-    let loaded = load_model(&arguments.checkpoint, &device)?;
+    let loaded = load_language_model(&arguments.checkpoint, &device)?;
     let tokenizer = &loaded.recipe.tokenizer;
     let text = data::read_text(&arguments.corpus)?;
     let ids = data::encode(tokenizer, &text, &arguments.corpus)?;

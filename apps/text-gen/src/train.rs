@@ -6,6 +6,7 @@
 
 use std::{
     cell::Cell,
+    collections::BTreeMap,
     path::{Path, PathBuf},
     rc::Rc,
     time::{Duration, Instant},
@@ -13,28 +14,27 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use dl_data::{split_train_validation, TextWindows, Tokenizer};
+use dl_models::{Recipe, TextModel, TextModelConfig, TextRecipe};
 use dl_nn::{Checkpoint, Loss, VarStore};
-use dl_optim::{
-    evaluate, optimizer_state_path, restore_schedule, schedule_state_metadata, Adam, AdamConfig,
-    Callback, Control, EarlyStopping, EpochRecord, History, ModelCheckpoint, Optimizer,
-    ScheduleSpec, Trainer, TrainingContext, TrainingResult, SCHEDULE_KEY,
-};
+use dl_optim::{Adam, AdamConfig, Optimizer, ScheduleSpec, SCHEDULE_KEY};
 use dl_tensor::{DType, Device, DeviceChoice, SeededRng, Tensor};
+use dl_train::{
+    evaluate, Callback, Control, EarlyStopping, ModelCheckpoint, Run, Trainer, TrainingContext,
+    TrainingResult, OPTIMIZER_NAME,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cli::TrainArgs,
     data::{build_tokenizer, corpus_path, encode, read_text},
     generate::{encode_prompt, generate, print_flushed, FastEngine},
-    model::{ModelConfig, TextModel},
     perplexity,
     sampling::Sampling,
-    saved_model::Recipe,
 };
 
 /// Optimizer steps when neither --steps nor --epochs is given: about 14.7 passes over Tiny
-/// Shakespeare. With dl-tensor's LSTM kernel the default model trains 2,400 steps in about
-/// 100 s on this project's 2-core machine, so 7,200 fit the one-command run's nine minutes
-/// with room to spare (they reached 1.49 nats/char, against 1.56 after 2,400).
+/// Shakespeare, chosen so that the one-command run ends well within its time limit on a 2-core
+/// machine (measured times: docs/performance.md).
 pub const DEFAULT_STEPS: usize = 7_200;
 
 /// Windows per validation batch (no gradients, so larger is faster).
@@ -92,11 +92,8 @@ struct TimeLimit {
 }
 
 impl Callback for TimeLimit {
-    fn on_epoch_end(
-        &mut self,
-        record: &EpochRecord,
-        _context: &TrainingContext<'_>,
-    ) -> TrainingResult<Control> {
+    fn on_epoch_end(&mut self, context: &TrainingContext<'_>) -> TrainingResult<Control> {
+        let record = context.record();
         let next_round_ends = self.started.elapsed() + Duration::from_secs_f64(record.seconds);
         if next_round_ends <= self.limit {
             return Ok(Control::Continue);
@@ -170,154 +167,357 @@ fn check(arguments: &TrainArgs) -> Result<()> {
     .validate()
 }
 
-/// The checkpoint being resumed: its file, contents and recipe.
-struct Resumed {
-    path: PathBuf,
-    checkpoint: Checkpoint,
-    recipe: Recipe,
+/// How a run is laid out in steps: `rounds` of `eval_every` steps (the last may be shorter),
+/// validated after each.
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    total: usize,
+    eval_every: usize,
+    per_pass: f64,
+    tokens_per_step: usize,
+}
+
+impl Steps {
+    fn new(arguments: &TrainArgs, train_token_count: usize) -> Self {
+        let tokens_per_step = arguments.batch_size * arguments.seq_len;
+        let per_pass = train_token_count as f64 / tokens_per_step as f64;
+        let total = match (arguments.steps, arguments.epochs) {
+            (Some(steps), _) => steps,
+            (None, Some(epochs)) => ((epochs * per_pass).ceil() as usize).max(1),
+            (None, None) => DEFAULT_STEPS,
+        };
+        Self {
+            total,
+            eval_every: arguments.eval_every,
+            per_pass,
+            tokens_per_step,
+        }
+    }
+
+    fn rounds(&self) -> usize {
+        self.total.div_ceil(self.eval_every)
+    }
+
+    fn in_round(&self, round: usize) -> usize {
+        self.eval_every
+            .min(self.total - (round - 1) * self.eval_every)
+    }
+}
+
+/// The text, its tokens split into training and validation, and the recipe (resumed or new).
+struct Plan {
+    device: Device,
+    schedule_spec: ScheduleSpec,
+    corpus: PathBuf,
+    text: String,
+    recipe: TextRecipe,
+    resumed: Option<(Run, Checkpoint)>,
+}
+
+impl Plan {
+    fn new(arguments: &TrainArgs) -> Result<Self> {
+        check(arguments)?;
+        let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
+        let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
+        let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
+        let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
+        let text = read_text(&corpus)?;
+        let resumed = Run::open_resumed(arguments.resume.clone())?;
+        let recipe = match &resumed {
+            Some((run, checkpoint)) => {
+                Recipe::language_model(run.checkpoint_path(), &checkpoint.metadata)?
+            }
+            None => {
+                let tokenizer = build_tokenizer(
+                    &arguments.tokenizer,
+                    &text,
+                    arguments.vocab_size,
+                    &data_dir,
+                    arguments.offline,
+                )?;
+                TextRecipe {
+                    config: TextModelConfig {
+                        vocab_size: tokenizer.vocab_size(),
+                        embedding: arguments.embedding,
+                        hidden: arguments.hidden,
+                        layers: arguments.layers,
+                        dropout: arguments.dropout,
+                    },
+                    tokenizer,
+                }
+            }
+        };
+        Ok(Self {
+            device,
+            schedule_spec,
+            corpus,
+            text,
+            recipe,
+            resumed,
+        })
+    }
+
+    /// The checkpoint metadata of the run: recipe with tokenizer, training settings, schedule.
+    fn metadata(&self, arguments: &TrainArgs, steps: &Steps) -> Result<BTreeMap<String, String>> {
+        let mut metadata = Recipe::LanguageModel(self.recipe.clone()).metadata()?;
+        metadata.extend(TrainingSettings::of(arguments, steps.total).metadata()?);
+        metadata.insert(SCHEDULE_KEY.into(), self.schedule_spec.to_string());
+        Ok(metadata)
+    }
+}
+
+/// The training settings a checkpoint records (its `training` entry, as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainingSettings {
+    seed: u64,
+    seq_len: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    optimizer: String,
+    clip_norm: f64,
+    steps: usize,
+    eval_every: usize,
+    validation_fraction: f64,
+}
+
+impl TrainingSettings {
+    fn of(arguments: &TrainArgs, steps: usize) -> Self {
+        Self {
+            seed: arguments.seed,
+            seq_len: arguments.seq_len,
+            batch_size: arguments.batch_size,
+            learning_rate: arguments.learning_rate,
+            optimizer: "adam".into(),
+            clip_norm: arguments.clip_norm,
+            steps,
+            eval_every: arguments.eval_every,
+            validation_fraction: arguments.validation_fraction,
+        }
+    }
+
+    fn metadata(&self) -> Result<BTreeMap<String, String>> {
+        Ok(BTreeMap::from([(
+            "training".to_string(),
+            serde_json::to_string(self).context("encoding the training settings")?,
+        )]))
+    }
+}
+
+/// The tokens, split into training windows and validation windows, and the run's steps.
+struct Corpus {
+    train_windows: TextWindows,
+    validation: Option<Validation>,
+    validation_tokens: Vec<u32>,
+    steps: Steps,
+}
+
+impl Corpus {
+    fn prepare(plan: &Plan, arguments: &TrainArgs) -> Result<Self> {
+        let tokenizer = &plan.recipe.tokenizer;
+        let tokens = encode(tokenizer, &plan.text, &plan.corpus)?;
+        let (train_tokens, validation_tokens) =
+            split_train_validation(&tokens, arguments.validation_fraction)?;
+        println!(
+            "corpus {}: {} characters, {} tokens ({} tokenizer, vocabulary of {}); training on the first {}, validating on the last {}",
+            plan.corpus.display(),
+            plan.text.chars().count(),
+            tokens.len(),
+            tokenizer.kind(),
+            tokenizer.vocab_size(),
+            train_tokens.len(),
+            validation_tokens.len()
+        );
+        let steps = Steps::new(arguments, train_tokens.len());
+        let train_windows = TextWindows::new(
+            &plan.corpus,
+            train_tokens,
+            arguments.seq_len,
+            arguments.batch_size,
+            arguments.seed,
+        )
+        .context("not enough text to train on")?
+        .with_device(plan.device.clone());
+        let validation = if validation_tokens.is_empty() {
+            None
+        } else {
+            Some(Validation::new(
+                &plan.corpus,
+                validation_tokens.clone(),
+                arguments.seq_len,
+                arguments.validation_batches,
+                &plan.device,
+            )?)
+        };
+        Ok(Self {
+            train_windows,
+            validation,
+            validation_tokens,
+            steps,
+        })
+    }
+}
+
+/// The trainer of the run (resumed when asked), and the flag its time limit raises.
+fn build_trainer(
+    plan: &Plan,
+    arguments: &TrainArgs,
+    steps: &Steps,
+    model: &TextModel,
+    store: &VarStore,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(Trainer, Rc<Cell<bool>>)> {
+    let optimizer: Box<dyn Optimizer> = Box::new(Adam::new(
+        AdamConfig::default().learning_rate(arguments.learning_rate),
+    )?);
+    let out = Run::new(&arguments.out);
+    let mut trainer = Trainer::new(optimizer)
+        .loss(Loss::CrossEntropy)
+        .epochs(steps.rounds())
+        .schedule(
+            plan.schedule_spec
+                .build(arguments.learning_rate, steps.total)?,
+        )
+        .history_csv(out.history_path())
+        .callback(Box::new(
+            ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
+        ));
+    if let Some((run, checkpoint)) = &plan.resumed {
+        let (resuming, resumed) =
+            trainer.restore(run, checkpoint, model, store, Some(&plan.schedule_spec))?;
+        trainer = resuming;
+        for notice in &resumed.notices {
+            println!("{notice}");
+        }
+        let done = resumed.epoch();
+        if done >= steps.rounds() {
+            bail!(
+                "{} has already trained {done} rounds ({} steps) of the {} that --steps {} / --eval-every {} asks for: pass a larger --steps or --epochs",
+                run.checkpoint_path().display(),
+                resumed.global_step,
+                steps.rounds(),
+                steps.total,
+                steps.eval_every
+            );
+        }
+        println!(
+            "resuming {} after round {done} (step {})",
+            run.checkpoint_path().display(),
+            resumed.global_step
+        );
+    }
+    if arguments.clip_norm > 0.0 {
+        trainer = trainer.clip_norm(arguments.clip_norm);
+    }
+    if let Some(patience) = arguments.early_stopping {
+        trainer = trainer.callback(Box::new(
+            EarlyStopping::new(patience).restore_best_weights(true),
+        ));
+    }
+    let time_limit_reached = Rc::new(Cell::new(false));
+    if let Some(minutes) = arguments.time_limit {
+        trainer = trainer.callback(Box::new(TimeLimit {
+            started: Instant::now(),
+            limit: Duration::from_secs_f64(minutes * 60.0),
+            reached: Rc::clone(&time_limit_reached),
+        }));
+    }
+    Ok((trainer, time_limit_reached))
 }
 
 /// Runs `train`.
 pub fn run(arguments: &TrainArgs) -> Result<()> {
-    check(arguments)?;
-    let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
-    let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
-    let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
-    let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
-    let text = read_text(&corpus)?;
-
-    let resumed = match &arguments.resume {
-        Some(path) => {
-            let checkpoint = Checkpoint::load(path)?;
-            let recipe = Recipe::from_metadata(path, &checkpoint.metadata)?;
-            Some(Resumed {
-                path: path.clone(),
-                checkpoint,
-                recipe,
-            })
-        }
-        None => None,
-    };
-    let recipe = match &resumed {
-        Some(resumed) => resumed.recipe.clone(),
-        None => {
-            let tokenizer = build_tokenizer(
-                &arguments.tokenizer,
-                &text,
-                arguments.vocab_size,
-                &data_dir,
-                arguments.offline,
-            )?;
-            Recipe {
-                config: ModelConfig {
-                    vocab_size: tokenizer.vocab_size(),
-                    embedding: arguments.embedding,
-                    hidden: arguments.hidden,
-                    layers: arguments.layers,
-                    dropout: arguments.dropout,
-                },
-                tokenizer,
-            }
-        }
-    };
-    let tokenizer = &recipe.tokenizer;
-    let tokens = encode(tokenizer, &text, &corpus)?;
-    let (train_tokens, validation_tokens) =
-        split_train_validation(&tokens, arguments.validation_fraction)?;
-    println!(
-        "corpus {}: {} characters, {} tokens ({} tokenizer, vocabulary of {}); training on the first {}, validating on the last {}",
-        corpus.display(),
-        text.chars().count(),
-        tokens.len(),
-        tokenizer.kind(),
-        tokenizer.vocab_size(),
-        train_tokens.len(),
-        validation_tokens.len()
+    let plan = Plan::new(arguments)?;
+    let corpus = Corpus::prepare(&plan, arguments)?;
+    let steps = corpus.steps;
+    let store = VarStore::new(&plan.device, DType::F32, arguments.seed);
+    let model = plan.recipe.build(&store)?;
+    let mut metadata = plan.metadata(arguments, &steps)?;
+    let (mut trainer, time_limit_reached) =
+        build_trainer(&plan, arguments, &steps, &model, &store, &metadata)?;
+    describe(
+        &plan.recipe.config,
+        &store,
+        arguments,
+        &plan.schedule_spec,
+        &steps,
     );
-    let train_token_count = train_tokens.len();
-    let train_windows = TextWindows::new(
-        &corpus,
-        train_tokens,
-        arguments.seq_len,
-        arguments.batch_size,
-        arguments.seed,
-    )
-    .context("not enough text to train on")?
-    .with_device(device.clone());
-    let validation = if validation_tokens.is_empty() {
-        None
-    } else {
-        Some(Validation::new(
-            &corpus,
-            validation_tokens.clone(),
-            arguments.seq_len,
-            arguments.validation_batches,
-            &device,
-        )?)
-    };
 
-    let tokens_per_step = arguments.batch_size * arguments.seq_len;
-    let steps_per_pass = train_token_count as f64 / tokens_per_step as f64;
-    let total_steps = match (arguments.steps, arguments.epochs) {
-        (Some(steps), _) => steps,
-        (None, Some(epochs)) => ((epochs * steps_per_pass).ceil() as usize).max(1),
-        (None, None) => DEFAULT_STEPS,
+    let started = Instant::now();
+    let steps_before = trainer.global_step();
+    let train_batches = |round: usize| {
+        corpus
+            .train_windows
+            .epoch_batches(round, steps.in_round(round))
     };
-    let eval_every = arguments.eval_every;
-    let rounds = total_steps.div_ceil(eval_every);
-    let steps_in_round = |round: usize| eval_every.min(total_steps - (round - 1) * eval_every);
-
-    let store = VarStore::new(&device, DType::F32, arguments.seed);
-    let model = TextModel::new(&store, recipe.config)?;
-    let mut optimizer: Box<dyn Optimizer> = Box::new(Adam::new(
-        AdamConfig::default().learning_rate(arguments.learning_rate),
-    )?);
-    let mut schedule = schedule_spec.build(arguments.learning_rate, total_steps)?;
-    let mut history = History::default();
-    let mut global_step = 0;
-    if let Some(resumed) = &resumed {
-        resumed
-            .checkpoint
-            .restore_into(&resumed.path, &store)
-            .context("resuming")?;
-        // Dropout continues with the masks the uninterrupted run would have drawn.
-        dl_nn::restore_random_states(&model, &resumed.checkpoint.metadata)
-            .with_context(|| format!("resuming from {}", resumed.path.display()))?;
-        optimizer
-            .load_state_file(&optimizer_state_path(&resumed.path))
-            .context("resuming needs the optimizer state saved beside the checkpoint")?;
-        let history_path = resumed.path.with_extension("csv");
-        history = History::read_csv(&history_path)
-            .with_context(|| format!("resuming needs the history {}", history_path.display()))?;
-        global_step = resumed
-            .checkpoint
-            .metadata
-            .get("global_step")
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0);
-        let outcome = restore_schedule(
-            schedule.as_mut(),
-            &schedule_spec,
-            &resumed.checkpoint.metadata,
-        )
-        .with_context(|| format!("resuming the schedule of {}", resumed.path.display()))?;
-        if let Some(notice) = outcome.notice(&schedule_spec) {
-            println!("{} {notice}", resumed.path.display());
-        }
-        let done = history.last().map_or(0, |record| record.epoch);
-        if done >= rounds {
-            bail!(
-                "{} has already trained {done} rounds ({global_step} steps) of the {rounds} that --steps {total_steps} / --eval-every {eval_every} asks for: pass a larger --steps or --epochs",
-                resumed.path.display()
-            );
-        }
-        println!(
-            "resuming {} after round {done} (step {global_step})",
-            resumed.path.display()
-        );
+    let history = match &corpus.validation {
+        Some(validation) => trainer.fit_with_validation(&model, &store, train_batches, |_| {
+            validation.subset_batches()
+        }),
+        None => trainer.fit(&model, &store, train_batches),
     }
+    .context("training failed")?;
+    let training_seconds = started.elapsed().as_secs_f64();
 
-    let config = recipe.config;
+    if let Some(validation) = &corpus.validation {
+        let loss = report_validation(
+            &model,
+            &plan.recipe.tokenizer,
+            validation,
+            &corpus.validation_tokens,
+            arguments,
+            &plan.device,
+        )?;
+        metadata.insert("validation_loss".into(), format!("{loss:.6}"));
+    }
+    let out = Run::new(&arguments.out);
+    out.save(&trainer.context(&model, &store), &metadata)?;
+    history.plot_png(&out.plot_path())?;
+    let new_steps = trainer.global_step() - steps_before;
+    println!(
+        "trained {new_steps} steps in {training_seconds:.1} s ({:.0} tokens/s){}",
+        (new_steps * steps.tokens_per_step) as f64 / training_seconds.max(1e-9),
+        if time_limit_reached.get() {
+            format!(
+                ", stopped by --time-limit before the {} steps asked for",
+                steps.total
+            )
+        } else {
+            String::new()
+        }
+    );
+    report(&out, &model, &plan, arguments)
+}
+
+/// Says where the run is, prints a sample, and how to use the model.
+fn report(out: &Run, model: &TextModel, plan: &Plan, arguments: &TrainArgs) -> Result<()> {
+    let path = out.checkpoint_path().display();
+    println!("saved {path}");
+    println!(
+        "  history {}, loss curves {}, optimizer state {}",
+        out.history_path().display(),
+        out.plot_path().display(),
+        out.optimizer_state_path(OPTIMIZER_NAME).display()
+    );
+    if arguments.sample_length > 0 {
+        print_sample(model, &plan.recipe.tokenizer, &plan.text, arguments)?;
+    }
+    println!("use it:");
+    println!(
+        "  cargo run --release -p text-gen -- generate --checkpoint {path} --prompt \"{}\"",
+        arguments.prompt
+    );
+    println!("  cargo run --release -p text-gen -- perplexity --checkpoint {path} --corpus FILE");
+    Ok(())
+}
+
+/// Prints the model and the run's plan.
+fn describe(
+    config: &TextModelConfig,
+    store: &VarStore,
+    arguments: &TrainArgs,
+    schedule_spec: &ScheduleSpec,
+    steps: &Steps,
+) {
     println!(
         "model: Embedding({}, {}) → LSTM({} → {}, {} layer{}, dropout {}) → Dense({} → {}): {} parameters",
         config.vocab_size,
@@ -332,142 +532,50 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         store.parameter_count()
     );
     println!(
-        "training: {total_steps} steps of {} windows × {} tokens ({:.2} passes over the training text), Adam at {} with schedule {schedule_spec}, clip-norm {}, seed {}; validation every {eval_every} steps",
+        "training: {} steps of {} windows × {} tokens ({:.2} passes over the training text), Adam at {} with schedule {schedule_spec}, clip-norm {}, seed {}; validation every {} steps",
+        steps.total,
         arguments.batch_size,
         arguments.seq_len,
-        total_steps as f64 / steps_per_pass,
+        steps.total as f64 / steps.per_pass,
         arguments.learning_rate,
         arguments.clip_norm,
-        arguments.seed
+        arguments.seed,
+        steps.eval_every
     );
+}
 
-    let mut metadata = recipe.metadata()?;
-    for (key, value) in [
-        ("seed", arguments.seed.to_string()),
-        ("seq_len", arguments.seq_len.to_string()),
-        ("batch_size", arguments.batch_size.to_string()),
-        ("learning_rate", arguments.learning_rate.to_string()),
-        ("optimizer", "adam".to_string()),
-        (SCHEDULE_KEY, schedule_spec.to_string()),
-        ("clip_norm", arguments.clip_norm.to_string()),
-        ("steps", total_steps.to_string()),
-        ("eval_every", eval_every.to_string()),
-        (
-            "validation_fraction",
-            arguments.validation_fraction.to_string(),
-        ),
-    ] {
-        metadata.insert(key.to_string(), value);
-    }
-
-    let out = &arguments.out;
-    let history_path = out.with_extension("csv");
-    let mut trainer = Trainer::new(optimizer)
-        .loss(Loss::CrossEntropy)
-        .epochs(rounds)
-        .resume_from(history, global_step)
-        .schedule(schedule)
-        .history_csv(&history_path)
-        .callback(Box::new(ModelCheckpoint::new(metadata.clone()).last(out)));
-    if arguments.clip_norm > 0.0 {
-        trainer = trainer.clip_norm(arguments.clip_norm);
-    }
-    if let Some(patience) = arguments.early_stopping {
-        trainer = trainer.callback(Box::new(
-            EarlyStopping::new(patience).restore_best_weights(true),
-        ));
-    }
-    let started = Instant::now();
-    let time_limit_reached = Rc::new(Cell::new(false));
-    if let Some(minutes) = arguments.time_limit {
-        trainer = trainer.callback(Box::new(TimeLimit {
-            started,
-            limit: Duration::from_secs_f64(minutes * 60.0),
-            reached: Rc::clone(&time_limit_reached),
-        }));
-    }
-    let train_batches = |round: usize| train_windows.epoch_batches(round, steps_in_round(round));
-    let history = match &validation {
-        Some(validation) => trainer.fit_with_validation(&model, &store, train_batches, |_| {
-            validation.subset_batches()
-        }),
-        None => trainer.fit(&model, &store, train_batches),
-    }
-    .context("training failed")?;
-    let training_seconds = started.elapsed().as_secs_f64();
-    let steps_done = trainer.global_step();
-
-    if let Some(validation) = &validation {
-        let windowed = evaluate(
-            &model,
-            Loss::CrossEntropy,
-            validation.windows.sequential_batches(),
-        )?;
-        let carried = perplexity::score(&model, &validation_tokens, 32, 256, &device)?;
-        let characters = perplexity::predicted_characters(
-            tokenizer,
-            &tokenizer.decode(&validation_tokens)?,
-            &validation_tokens,
-        )?;
-        println!(
-            "validation (the last {:.0}% of the text, {} tokens): loss {:.4} nats/token over windows of {} from a zero state; {:.4} nats/token, {:.4} nats/char, perplexity {:.3} with the state carried",
-            100.0 * arguments.validation_fraction,
-            validation_tokens.len(),
-            windowed.loss,
-            arguments.seq_len,
-            carried.nats_per_token(),
-            carried.total_nats / characters as f64,
-            carried.nats_per_token().exp()
-        );
-        metadata.insert("validation_loss".into(), format!("{:.6}", windowed.loss));
-    }
-    metadata.insert(
-        "epoch".into(),
-        history.last().map_or(0, |record| record.epoch).to_string(),
-    );
-    metadata.insert("global_step".into(), steps_done.to_string());
-    if let Some(schedule) = trainer.learning_rate_schedule() {
-        metadata.extend(schedule_state_metadata(schedule));
-    }
-    metadata.extend(dl_nn::random_states_metadata(&model));
-    dl_nn::save_checkpoint(out, &store, &metadata)?;
-    trainer
-        .optimizer()
-        .save_state_file(&optimizer_state_path(out))?;
-    let plot_path = out.with_extension("png");
-    history.plot_png(&plot_path)?;
-
-    let new_steps = steps_done - global_step;
+/// Measures the trained model on the whole validation text, prints it, and returns the
+/// windowed loss.
+fn report_validation(
+    model: &TextModel,
+    tokenizer: &Tokenizer,
+    validation: &Validation,
+    validation_tokens: &[u32],
+    arguments: &TrainArgs,
+    device: &Device,
+) -> Result<f64> {
+    let windowed = evaluate(
+        model,
+        Loss::CrossEntropy,
+        validation.windows.sequential_batches(),
+    )?;
+    let carried = perplexity::score(model, validation_tokens, 32, 256, device)?;
+    let characters = perplexity::predicted_characters(
+        tokenizer,
+        &tokenizer.decode(validation_tokens)?,
+        validation_tokens,
+    )?;
     println!(
-        "trained {new_steps} steps in {training_seconds:.1} s ({:.0} tokens/s){}",
-        (new_steps * tokens_per_step) as f64 / training_seconds.max(1e-9),
-        if time_limit_reached.get() {
-            format!(", stopped by --time-limit before the {total_steps} steps asked for")
-        } else {
-            String::new()
-        }
+        "validation (the last {:.0}% of the text, {} tokens): loss {:.4} nats/token over windows of {} from a zero state; {:.4} nats/token, {:.4} nats/char, perplexity {:.3} with the state carried",
+        100.0 * arguments.validation_fraction,
+        validation_tokens.len(),
+        windowed.loss,
+        arguments.seq_len,
+        carried.nats_per_token(),
+        carried.total_nats / characters as f64,
+        carried.nats_per_token().exp()
     );
-    println!("saved {}", out.display());
-    println!(
-        "  history {}, loss curves {}, optimizer state {}",
-        history_path.display(),
-        plot_path.display(),
-        optimizer_state_path(out).display()
-    );
-    if arguments.sample_length > 0 {
-        print_sample(&model, tokenizer, &text, arguments)?;
-    }
-    println!("use it:");
-    println!(
-        "  cargo run --release -p text-gen -- generate --checkpoint {} --prompt \"{}\"",
-        out.display(),
-        arguments.prompt
-    );
-    println!(
-        "  cargo run --release -p text-gen -- perplexity --checkpoint {} --corpus FILE",
-        out.display()
-    );
-    Ok(())
+    Ok(windowed.loss)
 }
 
 /// Prints `--sample-length` characters generated from `--prompt` (or from the start of the

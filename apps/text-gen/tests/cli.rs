@@ -112,6 +112,28 @@ fn train(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 /// The number after `label` in the line of `output` that starts with `line_start`.
+/// Runs `perplexity` on `corpus` and returns what it printed, the loss per token and per
+/// character.
+fn perplexity_of(checkpoint: &Path, corpus: &Path) -> (String, f64, f64) {
+    let output = run(&[
+        "perplexity",
+        "--checkpoint",
+        path(checkpoint),
+        "--corpus",
+        path(corpus),
+    ]);
+    assert_success(&output);
+    let printed = stdout(&output);
+    let per_token = number_after(&printed, "loss", "loss");
+    let per_char = number_after(&printed, "  ", "");
+    (printed, per_token, per_char)
+}
+
+/// The recipe a checkpoint records (its `recipe` metadata entry, as JSON).
+fn recipe(checkpoint: &Path) -> serde_json::Value {
+    serde_json::from_str(&metadata(checkpoint)["recipe"]).unwrap()
+}
+
 fn number_after(output: &str, line_start: &str, label: &str) -> f64 {
     let line = output
         .lines()
@@ -173,11 +195,12 @@ fn learns_a_repeated_sentence_then_generates_and_scores_it() {
             .len()
             > 1000
     );
-    assert!(dl_optim::optimizer_state_path(&checkpoint).is_file());
+    assert!(dl_train::optimizer_state_path(&checkpoint).is_file());
     let metadata = metadata(&checkpoint);
     assert_eq!(metadata["app"], "text-gen");
-    assert_eq!(metadata["tokenizer_kind"], "char");
-    assert_eq!(metadata["hidden"], "48");
+    let recipe = recipe(&checkpoint);
+    assert_eq!(recipe["tokenizer_kind"], "char");
+    assert_eq!(recipe["config"]["hidden"], 48);
     assert_eq!(metadata["global_step"], "150");
     let tokenizer = dl_data::Tokenizer::from_json(&metadata["tokenizer"]).unwrap();
     assert_eq!(tokenizer.vocab_size(), 28);
@@ -191,17 +214,7 @@ fn learns_a_repeated_sentence_then_generates_and_scores_it() {
         assert!(text(&output).contains("chars/s"), "{}", text(&output));
     }
 
-    let output = run(&[
-        "perplexity",
-        "--checkpoint",
-        path(&checkpoint),
-        "--corpus",
-        path(&corpus),
-    ]);
-    assert_success(&output);
-    let printed = stdout(&output);
-    let per_token = number_after(&printed, "loss", "loss");
-    let per_char = number_after(&printed, "  ", "");
+    let (printed, per_token, per_char) = perplexity_of(&checkpoint, &corpus);
     let perplexity = number_after(&printed, "perplexity", "perplexity");
     assert!(per_token < 0.1, "{printed}");
     // Character model: one token per character.
@@ -325,7 +338,7 @@ fn bpe_tokenizers_train_and_generate() {
         "{}",
         text(&output)
     );
-    assert_eq!(metadata(&checkpoint)["tokenizer_kind"], "bpe");
+    assert_eq!(recipe(&checkpoint)["tokenizer_kind"], "bpe");
 
     // Generation streams whole characters: the prompt and exactly --length more.
     let output = run(&[
@@ -348,17 +361,7 @@ fn bpe_tokenizers_train_and_generate() {
     let output = generate_greedy(&checkpoint, "字", 10, "fast");
     assert_success(&output);
 
-    let output = run(&[
-        "perplexity",
-        "--checkpoint",
-        path(&checkpoint),
-        "--corpus",
-        path(&corpus),
-    ]);
-    assert_success(&output);
-    let printed = stdout(&output);
-    let per_token = number_after(&printed, "loss", "loss");
-    let per_char = number_after(&printed, "  ", "");
+    let (printed, per_token, per_char) = perplexity_of(&checkpoint, &corpus);
     // Several characters per token: fewer nats per character than per token.
     assert!(per_char < per_token, "{printed}");
 

@@ -157,8 +157,10 @@ impl FashionMnist {
     }
 }
 
-/// The datasets stored as MNIST is: same files, same shapes, ten classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The datasets stored as MNIST is: same files, same shapes, ten classes. Serialised as its
+/// [`ImageDataset::key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ImageDataset {
     /// Handwritten digits 0–9.
     Mnist,

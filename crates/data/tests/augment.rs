@@ -63,25 +63,26 @@ fn integer_shift_moves_pixels_by_hand() {
     .unwrap();
     // One pixel right, two down: the output's (row, column) is the input's (row − 2, column − 1);
     // the uncovered top two rows and left column are 0.
-    let shifted = warp_batch(&image, &[AffineTransform::shift(1.0, 2.0)]).unwrap();
-    #[rustfmt::skip]
-    let expected = vec![
-        0.0, 0.0, 0.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 0.0, 0.0,
-        0.0, 1.0, 2.0, 3.0, 4.0,
-        0.0, 6.0, 7.0, 8.0, 9.0,
-    ];
-    assert_eq!(values(&shifted), expected);
     // One pixel left: the right column is emptied.
-    let shifted = warp_batch(&image, &[AffineTransform::shift(-1.0, 0.0)]).unwrap();
     #[rustfmt::skip]
-    let expected = vec![
-        2.0, 3.0, 4.0, 5.0, 0.0,
-        7.0, 8.0, 9.0, 10.0, 0.0,
-        12.0, 13.0, 14.0, 15.0, 0.0,
-        17.0, 18.0, 19.0, 20.0, 0.0,
+    let cases = [
+        ((1.0, 2.0), [
+            0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 1.0, 2.0, 3.0, 4.0,
+            0.0, 6.0, 7.0, 8.0, 9.0,
+        ]),
+        ((-1.0, 0.0), [
+            2.0, 3.0, 4.0, 5.0, 0.0,
+            7.0, 8.0, 9.0, 10.0, 0.0,
+            12.0, 13.0, 14.0, 15.0, 0.0,
+            17.0, 18.0, 19.0, 20.0, 0.0,
+        ]),
     ];
-    assert_eq!(values(&shifted), expected);
+    for ((dx, dy), expected) in cases {
+        let shifted = warp_batch(&image, &[AffineTransform::shift(dx, dy)]).unwrap();
+        assert_eq!(values(&shifted), expected, "shift ({dx}, {dy})");
+    }
 }
 
 #[test]

@@ -70,6 +70,67 @@ fn listing(data_dir: &Path) -> Vec<String> {
     names
 }
 
+/// Asserts that the dataset's folder holds nothing (no file, no temporary file).
+fn assert_no_files(data_dir: &Path) {
+    let names = listing(data_dir);
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// A server answering each (path, behaviour) of `routes`, and a manifest of `files` whose URLs
+/// are the server's `folders` (such as "/one/"), in that order.
+fn serve(
+    routes: Vec<(&str, Behaviour)>,
+    folders: &[&str],
+    files: &[(&str, &[u8])],
+) -> (TestServer, Manifest) {
+    let server = TestServer::start();
+    for (path, behaviour) in routes {
+        server.route(path, behaviour);
+    }
+    let urls: Vec<String> = folders.iter().map(|folder| server.url(folder)).collect();
+    let manifest = manifest(&urls, files);
+    (server, manifest)
+}
+
+/// A server and a manifest for the one file "a.bin" holding `body`, whose URLs are "/one/",
+/// answering `first`, then (when `second` is given) "/two/", answering `second`.
+fn serve_a_bin(body: &[u8], first: Behaviour, second: Option<Behaviour>) -> (TestServer, Manifest) {
+    let mut routes = vec![("/one/a.bin", first)];
+    let mut folders = vec!["/one/"];
+    if let Some(second) = second {
+        routes.push(("/two/a.bin", second));
+        folders.push("/two/");
+    }
+    serve(routes, &folders, &[("a.bin", body)])
+}
+
+/// Two synthetic files "a.bin" and "b.txt" (seeds and lengths given), and a server at "/one/"
+/// that serves both, with the manifest of both.
+fn two_served_files(a: (u64, usize), b: (u64, usize)) -> (Vec<u8>, Vec<u8>, TestServer, Manifest) {
+    let (a, b) = (synthetic(a.0, a.1), synthetic(b.0, b.1));
+    let (server, manifest) = serve(
+        vec![
+            ("/one/a.bin", Behaviour::Serve(a.clone())),
+            ("/one/b.txt", Behaviour::Serve(b.clone())),
+        ],
+        &["/one/"],
+        &[("a.bin", &a), ("b.txt", &b)],
+    );
+    (a, b, server, manifest)
+}
+
+/// The source and the failed attempts of a file that was downloaded; panics otherwise.
+fn downloaded(outcome: &FileOutcome) -> (&str, &[String]) {
+    match outcome {
+        FileOutcome::Downloaded {
+            source,
+            failed_attempts,
+        } => (source, failed_attempts),
+        other => panic!("expected a download, got {other:?}"),
+    }
+}
+
+/// The contents of `name` in the dataset's folder.
 fn read(data_dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(data_dir.join(KEY).join(name)).unwrap()
 }
@@ -77,12 +138,10 @@ fn read(data_dir: &Path, name: &str) -> Vec<u8> {
 #[test]
 fn a_404_on_the_first_mirror_moves_on_to_the_second() {
     let body = synthetic(1, 5_000);
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::NotFound);
-    server.route("/two/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(
-        &[server.url("/one/"), server.url("/two/")],
-        &[("a.bin", &body)],
+    let (server, manifest) = serve_a_bin(
+        &body,
+        Behaviour::NotFound,
+        Some(Behaviour::Serve(body.clone())),
     );
     let data_dir = tempfile::tempdir().unwrap();
 
@@ -93,14 +152,8 @@ fn a_404_on_the_first_mirror_moves_on_to_the_second() {
         (server.requests("/one/a.bin"), server.requests("/two/a.bin")),
         (1, 1)
     );
-    let FileOutcome::Downloaded {
-        source,
-        failed_attempts,
-    } = &report.files[0].outcome
-    else {
-        panic!("expected a download, got {:?}", report.files[0].outcome);
-    };
-    assert_eq!(source, &server.url("/two/a.bin"));
+    let (source, failed_attempts) = downloaded(&report.files[0].outcome);
+    assert_eq!(source, server.url("/two/a.bin"));
     assert_eq!(failed_attempts.len(), 1);
     assert!(
         failed_attempts[0].contains("HTTP 404"),
@@ -112,17 +165,11 @@ fn a_404_on_the_first_mirror_moves_on_to_the_second() {
 #[test]
 fn a_truncated_body_is_not_kept_and_is_retried_then_the_next_source_is_used() {
     let body = synthetic(2, 8_000);
-    let server = TestServer::start();
     let truncated = Behaviour::Truncated {
         body: body.clone(),
         sent: 3_000,
     };
-    server.route("/one/a.bin", truncated);
-    server.route("/two/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(
-        &[server.url("/one/"), server.url("/two/")],
-        &[("a.bin", &body)],
-    );
+    let (server, manifest) = serve_a_bin(&body, truncated, Some(Behaviour::Serve(body.clone())));
     let data_dir = tempfile::tempdir().unwrap();
     let options = DownloadOptions {
         retries: 2,
@@ -145,43 +192,29 @@ fn a_truncated_body_is_not_kept_and_is_retried_then_the_next_source_is_used() {
 #[test]
 fn a_body_truncated_by_every_source_leaves_no_file() {
     let body = synthetic(3, 4_000);
-    let server = TestServer::start();
-    server.route(
-        "/one/a.bin",
-        Behaviour::Truncated {
-            body: body.clone(),
-            sent: 100,
-        },
-    );
-    let manifest = manifest(&[server.url("/one/")], &[("a.bin", &body)]);
+    let truncated = Behaviour::Truncated {
+        body: body.clone(),
+        sent: 100,
+    };
+    let (server, manifest) = serve_a_bin(&body, truncated, None);
     let data_dir = tempfile::tempdir().unwrap();
 
     let error = download_dataset_from(&manifest, KEY, data_dir.path(), &options()).unwrap_err();
 
     assert!(matches!(error, DataError::Download { .. }), "{error}");
     assert_eq!(server.requests("/one/a.bin"), 4, "1 try + 3 retries");
-    assert!(
-        listing(data_dir.path()).is_empty(),
-        "{:?}",
-        listing(data_dir.path())
-    );
+    assert_no_files(data_dir.path());
 }
 
 #[test]
 fn a_connection_dropped_mid_body_is_retried_and_the_retry_succeeds() {
     let body = synthetic(4, 20_000);
-    let server = TestServer::start();
     let flaky = Behaviour::DropFirst {
         body: body.clone(),
         failures: 2,
         sent: 2_048,
     };
-    server.route("/one/a.bin", flaky);
-    server.route("/two/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(
-        &[server.url("/one/"), server.url("/two/")],
-        &[("a.bin", &body)],
-    );
+    let (server, manifest) = serve_a_bin(&body, flaky, Some(Behaviour::Serve(body.clone())));
     let data_dir = tempfile::tempdir().unwrap();
 
     let report = download_dataset_from(&manifest, KEY, data_dir.path(), &options()).unwrap();
@@ -192,14 +225,8 @@ fn a_connection_dropped_mid_body_is_retried_and_the_retry_succeeds() {
         0,
         "the second source is not needed"
     );
-    let FileOutcome::Downloaded {
-        source,
-        failed_attempts,
-    } = &report.files[0].outcome
-    else {
-        panic!("expected a download");
-    };
-    assert_eq!(source, &server.url("/one/a.bin"));
+    let (source, failed_attempts) = downloaded(&report.files[0].outcome);
+    assert_eq!(source, server.url("/one/a.bin"));
     assert_eq!(failed_attempts.len(), 2, "{failed_attempts:?}");
     assert!(
         failed_attempts[0].contains("retrying"),
@@ -212,13 +239,11 @@ fn a_connection_dropped_mid_body_is_retried_and_the_retry_succeeds() {
 #[test]
 fn a_checksum_mismatch_is_an_error_and_leaves_no_file() {
     let body = synthetic(5, 6_000);
-    let server = TestServer::start();
     // Same size, other bytes: only the SHA-256 can tell. Then a longer file: the size tells.
-    server.route("/one/a.bin", Behaviour::Serve(synthetic(50, 6_000)));
-    server.route("/two/a.bin", Behaviour::Serve(synthetic(51, 7_000)));
-    let manifest = manifest(
-        &[server.url("/one/"), server.url("/two/")],
-        &[("a.bin", &body)],
+    let (server, manifest) = serve_a_bin(
+        &body,
+        Behaviour::Serve(synthetic(50, 6_000)),
+        Some(Behaviour::Serve(synthetic(51, 7_000))),
     );
     let data_dir = tempfile::tempdir().unwrap();
 
@@ -233,11 +258,7 @@ fn a_checksum_mismatch_is_an_error_and_leaves_no_file() {
         (server.requests("/one/a.bin"), server.requests("/two/a.bin")),
         (1, 1)
     );
-    assert!(
-        listing(data_dir.path()).is_empty(),
-        "{:?}",
-        listing(data_dir.path())
-    );
+    assert_no_files(data_dir.path());
 }
 
 #[test]
@@ -257,7 +278,7 @@ fn an_md5_mismatch_is_caught_when_only_md5_is_known() {
     let error = download_dataset_from(&manifest, KEY, data_dir.path(), &options()).unwrap_err();
 
     assert!(error.to_string().contains("MD5 mismatch"), "{error}");
-    assert!(listing(data_dir.path()).is_empty());
+    assert_no_files(data_dir.path());
 }
 
 /// Writes the files of the test dataset into `data_dir/synthetic/`, as a finished download would.
@@ -270,14 +291,9 @@ fn place(data_dir: &Path, files: &[(&str, &[u8])]) {
 
 #[test]
 fn files_already_present_and_verified_are_not_downloaded_again() {
-    let (a, b) = (synthetic(7, 3_000), synthetic(8, 500));
-    let files: [(&str, &[u8]); 2] = [("a.bin", &a), ("b.txt", &b)];
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(a.clone()));
-    server.route("/one/b.txt", Behaviour::Serve(b.clone()));
-    let manifest = manifest(&[server.url("/one/")], &files);
+    let (a, b, server, manifest) = two_served_files((7, 3_000), (8, 500));
     let data_dir = tempfile::tempdir().unwrap();
-    place(data_dir.path(), &files);
+    place(data_dir.path(), &[("a.bin", &a), ("b.txt", &b)]);
 
     let report = download_dataset_from(&manifest, KEY, data_dir.path(), &options()).unwrap();
 
@@ -291,14 +307,9 @@ fn files_already_present_and_verified_are_not_downloaded_again() {
 
 #[test]
 fn force_downloads_files_already_present() {
-    let (a, b) = (synthetic(9, 3_000), synthetic(10, 500));
-    let files: [(&str, &[u8]); 2] = [("a.bin", &a), ("b.txt", &b)];
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(a.clone()));
-    server.route("/one/b.txt", Behaviour::Serve(b.clone()));
-    let manifest = manifest(&[server.url("/one/")], &files);
+    let (a, b, server, manifest) = two_served_files((9, 3_000), (10, 500));
     let data_dir = tempfile::tempdir().unwrap();
-    place(data_dir.path(), &files);
+    place(data_dir.path(), &[("a.bin", &a), ("b.txt", &b)]);
     let options = DownloadOptions {
         force: true,
         ..options()
@@ -317,9 +328,7 @@ fn force_downloads_files_already_present() {
 #[test]
 fn a_damaged_copy_is_replaced() {
     let body = synthetic(11, 2_000);
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(&[server.url("/one/")], &[("a.bin", &body)]);
+    let (server, manifest) = serve_a_bin(&body, Behaviour::Serve(body.clone()), None);
     let data_dir = tempfile::tempdir().unwrap();
     place(data_dir.path(), &[("a.bin", &synthetic(110, 2_000))]);
 
@@ -327,12 +336,7 @@ fn a_damaged_copy_is_replaced() {
 
     assert_eq!(server.requests("/one/a.bin"), 1);
     assert_eq!(read(data_dir.path(), "a.bin"), body);
-    let FileOutcome::Downloaded {
-        failed_attempts, ..
-    } = &report.files[0].outcome
-    else {
-        panic!("expected a download");
-    };
+    let (_, failed_attempts) = downloaded(&report.files[0].outcome);
     assert!(
         failed_attempts[0].contains("existing copy rejected"),
         "{failed_attempts:?}"
@@ -342,9 +346,7 @@ fn a_damaged_copy_is_replaced() {
 #[test]
 fn a_data_dir_that_cannot_be_written_is_a_clear_error() {
     let body = synthetic(12, 100);
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(&[server.url("/one/")], &[("a.bin", &body)]);
+    let (server, manifest) = serve_a_bin(&body, Behaviour::Serve(body.clone()), None);
     // Tests may run as root, whom permissions do not stop: a directory under a regular file
     // cannot be created by anyone.
     let scratch = tempfile::tempdir().unwrap();
@@ -422,10 +424,7 @@ fn a_local_mirror_folder_works_offline() {
     let sources: Vec<String> = report
         .files
         .iter()
-        .map(|file| match &file.outcome {
-            FileOutcome::Downloaded { source, .. } => source.clone(),
-            other => panic!("expected a copy, got {other:?}"),
-        })
+        .map(|file| downloaded(&file.outcome).0.to_string())
         .collect();
     let expected = [
         mirror.path().join(KEY).join("a.bin"),
@@ -437,10 +436,8 @@ fn a_local_mirror_folder_works_offline() {
 #[test]
 fn a_mirror_url_replaces_the_manifest_urls() {
     let body = synthetic(17, 900);
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(body.clone()));
+    let (server, manifest) = serve_a_bin(&body, Behaviour::Serve(body.clone()), None);
     server.route("/mirror/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(&[server.url("/one/")], &[("a.bin", &body)]);
     let data_dir = tempfile::tempdir().unwrap();
     let options = DownloadOptions {
         mirror: Some(Source::parse(&server.url("/mirror"))), // no trailing slash: added
@@ -483,15 +480,13 @@ fn when_every_source_fails_the_error_lists_each_attempt_and_suggests_a_mirror() 
         "{message}"
     );
     assert!(message.contains("--mirror"), "{message}");
-    assert!(listing(data_dir.path()).is_empty());
+    assert_no_files(data_dir.path());
 }
 
 #[test]
 fn ensure_dataset_downloads_only_what_is_missing_or_the_wrong_size() {
     let body = synthetic(19, 1_200);
-    let server = TestServer::start();
-    server.route("/one/a.bin", Behaviour::Serve(body.clone()));
-    let manifest = manifest(&[server.url("/one/")], &[("a.bin", &body)]);
+    let (server, manifest) = serve_a_bin(&body, Behaviour::Serve(body.clone()), None);
     let data_dir = tempfile::tempdir().unwrap();
 
     let folder = ensure_dataset_from(&manifest, KEY, data_dir.path(), &options()).unwrap();

@@ -17,7 +17,19 @@ fn options(server: &TestServer) -> HubOptions {
     }
 }
 
-fn serve_tokenizer(server: &TestServer, path: &str) {
+/// A test server, or None (with a note) when an HTTP proxy is configured: hf-hub would send
+/// even 127.0.0.1 through it.
+fn start_server() -> Option<TestServer> {
+    if proxy_configured() {
+        eprintln!("skipping: an HTTP proxy is configured and hf-hub would use it");
+        return None;
+    }
+    Some(TestServer::start())
+}
+
+/// A test server (see [`start_server`]) that serves the tokenizer as a Hub file at `path`.
+fn serve_tokenizer(path: &str) -> Option<TestServer> {
+    let server = start_server()?;
     server.route(
         path,
         Behaviour::HubFile {
@@ -26,16 +38,14 @@ fn serve_tokenizer(server: &TestServer, path: &str) {
             commit: "fedcba9876543210fedcba9876543210fedcba98".into(),
         },
     );
+    Some(server)
 }
 
 #[test]
 fn a_hub_file_is_downloaded_once_then_read_from_the_cache_offline() {
-    if proxy_configured() {
-        eprintln!("skipping: an HTTP proxy is configured and hf-hub would use it");
+    let Some(server) = serve_tokenizer("/owner/repo/resolve/main/tokenizer.json") else {
         return;
-    }
-    let server = TestServer::start();
-    serve_tokenizer(&server, "/owner/repo/resolve/main/tokenizer.json");
+    };
     let data_dir = tempfile::tempdir().unwrap();
     let cache = hub_cache_dir(data_dir.path());
     let file = tokenizer_spec("hub:owner/repo").unwrap();
@@ -57,12 +67,9 @@ fn a_hub_file_is_downloaded_once_then_read_from_the_cache_offline() {
 
 #[test]
 fn a_file_path_with_slashes_is_fetched_from_its_subfolder() {
-    if proxy_configured() {
-        eprintln!("skipping: an HTTP proxy is configured and hf-hub would use it");
+    let Some(server) = serve_tokenizer("/owner/repo/resolve/main/onnx/tokenizer.json") else {
         return;
-    }
-    let server = TestServer::start();
-    serve_tokenizer(&server, "/owner/repo/resolve/main/onnx/tokenizer.json");
+    };
     let cache = tempfile::tempdir().unwrap();
     let file = HubFile::parse("hub:owner/repo/onnx/tokenizer.json").unwrap();
 
@@ -74,11 +81,9 @@ fn a_file_path_with_slashes_is_fetched_from_its_subfolder() {
 
 #[test]
 fn a_missing_hub_file_is_an_error_naming_the_spec_and_url() {
-    if proxy_configured() {
-        eprintln!("skipping: an HTTP proxy is configured and hf-hub would use it");
+    let Some(server) = start_server() else {
         return;
-    }
-    let server = TestServer::start(); // every path answers 404
+    }; // every path answers 404
     let cache = tempfile::tempdir().unwrap();
     let file = tokenizer_spec("hub:gpt2").unwrap();
 

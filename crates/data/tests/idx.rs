@@ -1,13 +1,14 @@
 //! The IDX reader on synthetic files: round trips, raw and gzip, and every kind of damage a
 //! download can suffer, each an error naming the file and the problem, never a panic.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use common::idx_bytes;
 use dl_data::{parse_idx, read_idx, DataError, IdxArray, Mnist};
-use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
 
@@ -53,20 +54,9 @@ fn largest_allocation(work: impl FnOnce()) -> usize {
     LARGEST.with(Cell::get)
 }
 
-/// The bytes of an IDX file: magic 0x0000_08dd (dd = number of dims), big-endian sizes, data.
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for size in dims {
-        bytes.extend_from_slice(&size.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    bytes
-}
-
+/// `bytes` compressed with gzip at the default level.
 fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
+    common::gzip(bytes, Compression::default())
 }
 
 /// A small valid 3-dimensional file: 2 × 3 × 4 bytes 0..24.
@@ -295,61 +285,66 @@ fn write_mnist(root: &Path, train_images: &[u8], train_labels: &[u8]) -> PathBuf
     directory
 }
 
+/// Writes a synthetic MNIST directory into a fresh folder (see [`write_mnist`]) and asserts
+/// that loading it fails with a message containing every one of `parts`.
+fn assert_mnist_load_error(train_images: &[u8], train_labels: &[u8], parts: &[&str]) {
+    let root = tempfile::tempdir().unwrap();
+    write_mnist(root.path(), train_images, train_labels);
+    let text = Mnist::load(root.path()).unwrap_err().to_string();
+    for part in parts {
+        assert!(text.contains(part), "{text}");
+    }
+}
+
 #[test]
 fn count_mismatch_between_images_and_labels_is_refused() {
-    let root = tempfile::tempdir().unwrap();
     let images = idx_bytes(&[3, 28, 28], &[0; 3 * 784]);
     let labels = idx_bytes(&[4], &[1, 2, 3, 4]);
-    write_mnist(root.path(), &images, &labels);
-    let text = Mnist::load(root.path()).unwrap_err().to_string();
-    assert!(
-        text.contains("train-labels-idx1-ubyte.gz: 4 labels"),
-        "{text}"
-    );
-    assert!(
-        text.contains("train-images-idx3-ubyte.gz has 3 images"),
-        "{text}"
+    assert_mnist_load_error(
+        &images,
+        &labels,
+        &[
+            "train-labels-idx1-ubyte.gz: 4 labels",
+            "train-images-idx3-ubyte.gz has 3 images",
+        ],
     );
 }
 
 #[test]
 fn label_out_of_range_is_refused_with_its_index() {
-    let root = tempfile::tempdir().unwrap();
     let images = idx_bytes(&[4, 28, 28], &[0; 4 * 784]);
     let labels = idx_bytes(&[4], &[9, 0, 10, 11]);
-    write_mnist(root.path(), &images, &labels);
-    let text = Mnist::load(root.path()).unwrap_err().to_string();
-    assert!(text.contains("train-labels-idx1-ubyte.gz"), "{text}");
-    assert!(
-        text.contains("label 10 at index 2 is out of range 0..=9"),
-        "{text}"
+    assert_mnist_load_error(
+        &images,
+        &labels,
+        &[
+            "train-labels-idx1-ubyte.gz",
+            "label 10 at index 2 is out of range 0..=9",
+        ],
     );
 }
 
 #[test]
 fn mnist_requires_exact_magics_and_image_size() {
-    let root = tempfile::tempdir().unwrap();
     // Labels where images belong: magic 0x801 instead of 0x803.
     let labels = idx_bytes(&[2], &[1, 2]);
-    write_mnist(root.path(), &labels, &labels);
-    let text = Mnist::load(root.path()).unwrap_err().to_string();
-    assert!(
-        text.contains("train-images-idx3-ubyte.gz: magic number 0x00000801"),
-        "{text}"
+    assert_mnist_load_error(
+        &labels,
+        &labels,
+        &[
+            "train-images-idx3-ubyte.gz: magic number 0x00000801",
+            "expected 0x00000803",
+        ],
     );
-    assert!(text.contains("expected 0x00000803"), "{text}");
 
     let images = idx_bytes(&[2, 27, 29], &[0; 2 * 27 * 29]);
-    write_mnist(root.path(), &images, &labels);
-    let text = Mnist::load(root.path()).unwrap_err().to_string();
-    assert!(text.contains("images are 27×29, expected 28×28"), "{text}");
+    assert_mnist_load_error(&images, &labels, &["images are 27×29, expected 28×28"]);
 
     let images = idx_bytes(&[2, 28, 28], &[0; 2 * 784]);
-    write_mnist(root.path(), &images, &images);
-    let text = Mnist::load(root.path()).unwrap_err().to_string();
-    assert!(
-        text.contains("train-labels-idx1-ubyte.gz: magic number 0x00000803"),
-        "{text}"
+    assert_mnist_load_error(
+        &images,
+        &images,
+        &["train-labels-idx1-ubyte.gz: magic number 0x00000803"],
     );
 }
 
@@ -395,6 +390,14 @@ fn mutate(bytes: &mut Vec<u8>, mutation: &Mutation) {
     }
 }
 
+/// `bytes` after every one of `mutations`, in order.
+fn mutated(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for mutation in mutations {
+        mutate(&mut bytes, mutation);
+    }
+    bytes
+}
+
 /// Checks that parsing returns (Ok with consistent sizes, or Err) instead of panicking.
 fn parses_without_panic(bytes: &[u8]) {
     if let Ok(IdxArray { dims, data }) = parse_idx(bytes, Path::new("fuzz.idx")) {
@@ -426,19 +429,11 @@ proptest! {
 
     #[test]
     fn mutated_raw_files_never_panic(mutations in proptest::collection::vec(mutation(), 1..4)) {
-        let mut bytes = small_images();
-        for mutation in &mutations {
-            mutate(&mut bytes, mutation);
-        }
-        parses_without_panic(&bytes);
+        parses_without_panic(&mutated(small_images(), &mutations));
     }
 
     #[test]
     fn mutated_gzip_files_never_panic(mutations in proptest::collection::vec(mutation(), 1..4)) {
-        let mut bytes = gzip(&small_images());
-        for mutation in &mutations {
-            mutate(&mut bytes, mutation);
-        }
-        parses_without_panic(&bytes);
+        parses_without_panic(&mutated(gzip(&small_images()), &mutations));
     }
 }

@@ -35,6 +35,17 @@ fn epoch_order(loader: &BatchLoader, epoch: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// The inputs of every batch of `epoch`, batch by batch, each flattened to f32 values.
+fn epoch_inputs(loader: &BatchLoader, epoch: usize) -> Vec<Vec<f32>> {
+    loader
+        .epoch_batches(epoch)
+        .map(|batch| {
+            let (inputs, _) = batch.unwrap();
+            inputs.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn batch_counts_with_and_without_drop_last() {
     let (inputs, targets) = indexed_data(10);
@@ -210,30 +221,8 @@ fn image_loaders_batch_images_and_augment_training_only() {
         .unwrap()
         .augmented(augmenter.clone());
     let plain = BatchLoader::training(&set, 4, 9).unwrap();
-    let augmented: Vec<Vec<f32>> = training
-        .epoch_batches(1)
-        .map(|batch| {
-            batch
-                .unwrap()
-                .0
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
-    let unaugmented: Vec<Vec<f32>> = plain
-        .epoch_batches(1)
-        .map(|batch| {
-            batch
-                .unwrap()
-                .0
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let augmented = epoch_inputs(&training, 1);
+    let unaugmented = epoch_inputs(&plain, 1);
     assert_ne!(augmented, unaugmented, "augmentation changed nothing");
     // Same labels in the same order: augmentation does not touch the shuffling.
     let labels = |loader: &BatchLoader| -> Vec<u32> {
@@ -244,17 +233,6 @@ fn image_loaders_batch_images_and_augment_training_only() {
     };
     assert_eq!(labels(&training), labels(&plain));
     // The same epoch gives the same augmented batches; another epoch different ones.
-    let again: Vec<Vec<f32>> = training
-        .epoch_batches(1)
-        .map(|batch| {
-            batch
-                .unwrap()
-                .0
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let again = epoch_inputs(&training, 1);
     assert_eq!(augmented, again);
 }

@@ -1,27 +1,23 @@
 //! MNIST and Fashion-MNIST loading on a small synthetic data directory made by the test.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 
-use dl_data::{DataError, FashionMnist, ImageDataset, Mnist, MNIST_MEAN, MNIST_STD};
+use common::idx_bytes;
+use dl_data::{DataError, FashionMnist, ImageDataset, ImageSet, Mnist, MNIST_MEAN, MNIST_STD};
 use dl_tensor::DType;
-use flate2::write::GzEncoder;
 use flate2::Compression;
 
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for size in dims {
-        bytes.extend_from_slice(&size.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    bytes
+/// `bytes` compressed with gzip, fast.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    common::gzip(bytes, Compression::fast())
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
+/// The images of `set` as f32 values, in row-major order.
+fn pixels(set: &ImageSet) -> Vec<f32> {
+    set.images.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
 /// Image `i` has every pixel equal to `(i * 40 + pixel) % 256`; label `i` is `(i * 3) % 10`.
@@ -80,13 +76,7 @@ fn check_synthetic(mnist: &Mnist) {
         vec![1, 0, 1, 1, 0, 1, 1, 0, 1, 1]
     );
 
-    let pixels = mnist
-        .train
-        .images
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let pixels = pixels(&mnist.train);
     for (image, pixel) in [(0usize, 0usize), (0, 255), (1, 0), (2, 100), (6, 783)] {
         let byte = (image * 40 + pixel) % 256;
         // Image 2, pixel 100 is row 3, column 16; its byte is (80 + 100) % 256 = 180.
@@ -192,19 +182,8 @@ fn normalisation_uses_mean_and_std() {
     write_dataset(&root.path().join("mnist"), true);
     let mnist = Mnist::load(root.path()).unwrap();
     let normalised = mnist.train.normalised(MNIST_MEAN, MNIST_STD).unwrap();
-    let raw = mnist
-        .train
-        .images
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let standard = normalised
-        .images
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let raw = pixels(&mnist.train);
+    let standard = pixels(&normalised);
     for (x, z) in raw.iter().zip(&standard) {
         assert!((z - (x - 0.1307) / 0.3081).abs() < 1e-5);
     }

@@ -1,13 +1,33 @@
 //! Reading corpora and splitting off the validation text.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use dl_data::{read_corpus, split_train_validation, CharVocabulary, DataError};
 
+/// Writes `bytes` as `name` in `directory`: the file's path.
 fn write_file(directory: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = directory.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// Writes `bytes` as `name` and reads it as a corpus: the error, whose message must name the
+/// file and contain every one of `parts`.
+fn corpus_error(
+    directory: &tempfile::TempDir,
+    name: &str,
+    bytes: &[u8],
+    parts: &[&str],
+) -> DataError {
+    let path = write_file(directory, name, bytes);
+    let error = read_corpus(&path).unwrap_err();
+    let message = error.to_string();
+    for part in [name].iter().chain(parts) {
+        assert!(message.contains(part), "{message}");
+    }
+    error
 }
 
 #[test]
@@ -47,32 +67,20 @@ fn invalid_utf8_reports_the_offset_of_the_first_bad_byte() {
     // cut character's first byte.
     let mut cut_character = valid.as_bytes().to_vec();
     cut_character.extend_from_slice(&[0xE5, 0xAD, b'x']);
-    let path = write_file(&directory, "cut.txt", &cut_character);
-    let error = read_corpus(&path).unwrap_err();
+    let error = corpus_error(&directory, "cut.txt", &cut_character, &["byte offset 11"]);
     assert!(
         matches!(error, DataError::InvalidUtf8 { offset: 11, .. }),
         "{error:?}"
-    );
-    let message = error.to_string();
-    assert!(
-        message.contains("cut.txt") && message.contains("byte offset 11"),
-        "{message}"
     );
 }
 
 #[test]
 fn an_empty_file_is_too_little_text() {
     let directory = tempfile::tempdir().unwrap();
-    let path = write_file(&directory, "empty.txt", b"");
-    let error = read_corpus(&path).unwrap_err();
+    let error = corpus_error(&directory, "empty.txt", b"", &["the corpus is empty"]);
     assert!(
         matches!(error, DataError::TooLittleText { .. }),
         "{error:?}"
-    );
-    let message = error.to_string();
-    assert!(
-        message.contains("empty.txt") && message.contains("the corpus is empty"),
-        "{message}"
     );
 }
 
@@ -118,13 +126,9 @@ fn validation_fractions_outside_zero_to_one_are_rejected() {
 
 #[test]
 fn tiny_shakespeare_has_65_distinct_characters() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/datasets/tinyshakespeare/input.txt");
-    if !path.exists() {
-        println!("skipping: ../shared/datasets not found");
+    let Some(text) = common::tiny_shakespeare() else {
         return;
-    }
-    let text = read_corpus(&path).unwrap();
+    };
     assert_eq!(text.len(), 1_115_394);
     let vocabulary = CharVocabulary::from_text(&text).unwrap();
     assert_eq!(vocabulary.len(), 65);

@@ -1,8 +1,10 @@
 //! Character vocabularies, byte-level BPE, the JSON envelope and streaming decoding.
 
+mod common;
+
 use std::path::Path;
 
-use dl_data::{read_corpus, CharVocabulary, DataError, Tokenizer};
+use dl_data::{CharVocabulary, DataError, Tokenizer};
 
 /// A made-up English corpus of about 6 KB: a few sentences, repeated.
 fn english_corpus() -> String {
@@ -337,13 +339,9 @@ fn streaming_a_char_vocabulary_prints_every_token_at_once() {
 
 #[test]
 fn tiny_shakespeare_bpe_compresses_and_round_trips() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/datasets/tinyshakespeare/input.txt");
-    if !path.exists() {
-        println!("skipping: ../shared/datasets not found");
+    let Some(text) = common::tiny_shakespeare() else {
         return;
-    }
-    let text = read_corpus(&path).unwrap();
+    };
     let started = std::time::Instant::now();
     let tokenizer = Tokenizer::train_bpe(&text, 1000).unwrap();
     let trained = started.elapsed();

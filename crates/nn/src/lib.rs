@@ -51,13 +51,11 @@ mod store;
 
 pub use activation::{log_softmax, softmax, Activation};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
-pub use checkpoint::{
-    encode_safetensors, load_checkpoint, save_checkpoint, save_tensors, write_atomically,
-    Checkpoint,
-};
+pub use checkpoint::{load_checkpoint, save_checkpoint, save_tensors, Checkpoint};
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
 pub use dl_tensor::accuracy;
+pub use dl_tensor::{encode_safetensors, write_atomically};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::{NnError, Result};

@@ -7,116 +7,31 @@
 //! once into plain `Vec<f32>`s laid out for matrix-vector products, and compute the equations of
 //! `lstm.rs` in place, with no allocation per step:
 //!
-//! - each weight matrix is stored in blocks of 64 rows, each block column after column, so a
-//!   product streams through memory once and keeps 64 running sums in vector registers;
-//! - σ and tanh are computed from one exponential, e^x = 2ⁿ · e^r with n = round(x / ln 2) and a
-//!   degree-6 polynomial for e^r (|r| ≤ ln 2 / 2; the Cephes `expf` coefficients, relative error
-//!   about 1e-7), which, unlike the C library's, the compiler applies to eight values at once.
+//! - each weight matrix is a [`MatVecMatrix`] (dl-tensor's kernels): blocks of 64 rows, each
+//!   block column after column, so a product streams through memory once and keeps 64 running
+//!   sums in vector registers;
+//! - σ and tanh are dl-tensor's [`fast_math`](dl_tensor::kernels::fast_math) ones, computed from one exponential
+//!   e^x = 2ⁿ · e^r (a polynomial for e^r, within 2 units in the last place), which, unlike the C
+//!   library's, the compiler applies to eight values at once — the same functions the training
+//!   kernels use.
 //!
 //! The same code is compiled for any x86-64 (SSE2) and for AVX2, chosen at run time. Neither uses
 //! fused multiply-adds, so both do the same operations in the same order: results are identical
 //! bit for bit whichever runs. They infer only (no gradients) and always run on the CPU.
 
+use dl_tensor::kernels::fast_math::{sigmoid, tanh};
+use dl_tensor::kernels::matvec::MatVecMatrix;
 use dl_tensor::{DType, Device, Var};
 
 use crate::{Dense, Lstm, NnError, Result};
-
-/// Rows per block of a [`PackedMatrix`]: 64 running sums fill eight AVX2 registers.
-const BLOCK: usize = 64;
-
-/// A matrix laid out for products with vectors: rows in blocks of [`BLOCK`] (the last one padded
-/// with zero rows), each block stored column after column.
-#[derive(Debug, Clone)]
-struct PackedMatrix {
-    rows: usize,
-    columns: usize,
-    /// `values[(block · columns + column) · BLOCK + lane]` = W[block · BLOCK + lane, column].
-    values: Vec<f32>,
-}
-
-impl PackedMatrix {
-    /// Packs a row-major `rows × columns` matrix.
-    fn new(row_major: &[f32], rows: usize, columns: usize) -> Self {
-        let blocks = rows.div_ceil(BLOCK);
-        let mut values = vec![0f32; blocks * columns * BLOCK];
-        for (row, row_values) in row_major.chunks_exact(columns).enumerate() {
-            let (block, lane) = (row / BLOCK, row % BLOCK);
-            for (column, &value) in row_values.iter().enumerate() {
-                values[(block * columns + column) * BLOCK + lane] = value;
-            }
-        }
-        Self {
-            rows,
-            columns,
-            values,
-        }
-    }
-
-    /// `output[r] = start[r] + Σ_c W[r, c] · vector[c]`, where `start` is `bias` when given, else
-    /// what `output` holds; the sum runs over the columns in order.
-    #[inline(always)]
-    fn multiply_add(&self, vector: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
-        for (block, block_values) in self.values.chunks_exact(self.columns * BLOCK).enumerate() {
-            let mut sums = [0f32; BLOCK];
-            for (column, &value) in block_values.chunks_exact(BLOCK).zip(vector) {
-                for (sum, &weight) in sums.iter_mut().zip(column) {
-                    *sum += weight * value;
-                }
-            }
-            let first = block * BLOCK;
-            let rows = first..self.rows.min(first + BLOCK);
-            for (row, sum) in rows.zip(sums) {
-                output[row] = bias.map_or(output[row], |bias| bias[row]) + sum;
-            }
-        }
-    }
-}
-
-/// e^x from e^x = 2ⁿ · e^r, n = round(x / ln 2), r = x − n ln 2, with the Cephes `expf`
-/// polynomial for e^r; x is clamped to [−87, 88], where 2ⁿ is a normal number.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two so that n · LN2_HIGH is exact (Cody and Waite).
-    const LN2_HIGH: f32 = 0.693_359_4;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer, with plain arithmetic.
-    const ROUNDER: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUNDER) - ROUNDER;
-    let r = x - n * LN2_HIGH - n * LN2_LOW;
-    // Cephes' coefficients; its last, 5.0000001e-1, is exactly 0.5 in f32.
-    let polynomial =
-        (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-            + 1.666_666_5e-1)
-            * r
-            + 0.5)
-            * r
-            * r
-            + r
-            + 1.0;
-    polynomial * f32::from_bits(((n as i32 + 127) << 23) as u32)
-}
-
-/// σ(x) = 1 / (1 + e^(−x)).
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// tanh(x) = 1 − 2 / (e^(2x) + 1).
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
-}
 
 /// The weights of one layer.
 #[derive(Debug, Clone)]
 struct InferenceLayer {
     /// W_ih, `(4H, input)`.
-    weight_ih: PackedMatrix,
+    weight_ih: MatVecMatrix,
     /// W_hh, `(4H, H)`.
-    weight_hh: PackedMatrix,
+    weight_hh: MatVecMatrix,
     /// `b_ih + b_hh`, `(4H)`.
     bias: Vec<f32>,
 }
@@ -163,9 +78,9 @@ fn host_values(var: &Var) -> Result<Vec<f32>> {
 }
 
 /// A variable of shape `(rows, columns)`, packed.
-fn packed(var: &Var) -> Result<PackedMatrix> {
+fn packed(var: &Var) -> Result<MatVecMatrix> {
     let (rows, columns) = var.as_tensor().dims2()?;
-    Ok(PackedMatrix::new(&host_values(var)?, rows, columns))
+    Ok(MatVecMatrix::new(&host_values(var)?, rows, columns))
 }
 
 impl LstmInference {
@@ -292,7 +207,7 @@ impl LstmInference {
 /// A trained [`Dense`] layer for single vectors on the CPU: y = W x + b.
 #[derive(Debug, Clone)]
 pub struct DenseInference {
-    weight: PackedMatrix,
+    weight: MatVecMatrix,
     bias: Vec<f32>,
 }
 
@@ -316,12 +231,12 @@ impl DenseInference {
 
     /// Writes W x + b into `output` (length [`DenseInference::out_features`]).
     pub fn forward(&self, input: &[f32], output: &mut [f32]) -> Result<()> {
-        if input.len() != self.weight.columns || output.len() != self.out_features() {
+        if input.len() != self.weight.columns() || output.len() != self.out_features() {
             return Err(NnError::shape(
                 "DenseInference",
                 format!(
                     "expected {} inputs and room for {} outputs, got {} and {}",
-                    self.weight.columns,
+                    self.weight.columns(),
                     self.out_features(),
                     input.len(),
                     output.len()
@@ -342,55 +257,5 @@ impl DenseInference {
     #[target_feature(enable = "avx2")]
     unsafe fn forward_avx2(&self, input: &[f32], output: &mut [f32]) {
         self.weight.multiply_add(input, Some(&self.bias), output);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_sigmoid_and_tanh_are_accurate() {
-        let mut worst = [0f64; 3];
-        for step in -20_000..=20_000 {
-            let x = step as f32 * 1e-3;
-            let (exp_error, sigmoid_error, tanh_error) = (
-                ((exp(x) as f64) / (x as f64).exp() - 1.0).abs(),
-                (sigmoid(x) as f64 - 1.0 / (1.0 + (-(x as f64)).exp())).abs(),
-                (tanh(x) as f64 - (x as f64).tanh()).abs(),
-            );
-            for (worst, error) in worst.iter_mut().zip([exp_error, sigmoid_error, tanh_error]) {
-                *worst = worst.max(error);
-            }
-        }
-        // exp: relative error; σ and tanh: absolute error (they are bounded by 1).
-        assert!(worst[0] < 5e-7, "{worst:?}");
-        assert!(worst[1] < 2e-7 && worst[2] < 5e-7, "{worst:?}");
-        assert!(sigmoid(-1000.0) < 1e-30);
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert_eq!((tanh(-1000.0), tanh(1000.0)), (-1.0, 1.0));
-    }
-
-    #[test]
-    fn packed_products_match_the_definition() {
-        // 70 rows: one full block of 64 and a padded one.
-        let (rows, columns) = (70, 5);
-        let matrix: Vec<f32> = (0..rows * columns)
-            .map(|index| ((index * 37 % 11) as f32 - 5.0) * 0.25)
-            .collect();
-        let vector = [1.0, -2.0, 0.5, 3.0, -1.5];
-        let bias: Vec<f32> = (0..rows).map(|row| row as f32).collect();
-        let packed = PackedMatrix::new(&matrix, rows, columns);
-        let mut with_bias = vec![f32::NAN; rows];
-        packed.multiply_add(&vector, Some(&bias), &mut with_bias);
-        let mut accumulated = vec![10f32; rows];
-        packed.multiply_add(&vector, None, &mut accumulated);
-        for row in 0..rows {
-            let product: f32 = (0..columns)
-                .map(|column| matrix[row * columns + column] * vector[column])
-                .sum();
-            assert_eq!(with_bias[row], bias[row] + product, "row {row}");
-            assert_eq!(accumulated[row], 10.0 + product, "row {row}");
-        }
     }
 }

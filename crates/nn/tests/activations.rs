@@ -2,20 +2,17 @@
 //! derivatives against finite differences, hand-derived values, parsing, and the numerical
 //! stability of softmax and log-softmax.
 
+mod common;
+
+use common::{assert_scalar_close as assert_close, candle, f64_values as to_vec};
 use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
 use dl_nn::{log_softmax, softmax, Activation, NnError};
-use dl_tensor::{candle_core, DType, Device, SeededRng, Tensor, Var};
+use dl_tensor::{DType, Device, Tensor, Var};
 
-/// Every variant, as the brief lists them.
-const ALL: [Activation; 7] = [
-    Activation::Identity,
-    Activation::Sigmoid,
-    Activation::Relu,
-    Activation::Tanh,
-    Activation::LeakyRelu(0.1),
-    Activation::Gelu,
-    Activation::Softmax,
-];
+/// Every variant, as the brief lists them: the elementwise ones, then softmax.
+fn all_activations() -> impl Iterator<Item = Activation> {
+    ELEMENTWISE.into_iter().chain([Activation::Softmax])
+}
 
 /// The variants whose derivative is elementwise (all but softmax).
 const ELEMENTWISE: [Activation; 6] = [
@@ -47,24 +44,10 @@ fn gradient_tolerance(activation: Activation) -> f64 {
     }
 }
 
-fn candle<T>(result: dl_nn::Result<T>) -> candle_core::Result<T> {
-    result.map_err(candle_core::Error::wrap)
-}
-
 /// `count` random values with magnitudes in [0.1, 3): far enough from 0 that a perturbation of
 /// 1e-6 never crosses the kink of ReLU or LeakyReLU.
 fn values_away_from_zero(count: usize, seed: u64) -> Vec<f64> {
-    let mut rng = SeededRng::new(seed);
-    (0..count)
-        .map(|_| {
-            let magnitude = 0.1 + 2.9 * rng.uniform_f64();
-            if rng.uniform() < 0.5 {
-                -magnitude
-            } else {
-                magnitude
-            }
-        })
-        .collect()
+    common::values_away_from_zero(count, seed, 0.1)
 }
 
 fn f64_tensor(values: &[f64], shape: &[usize]) -> Tensor {
@@ -79,26 +62,9 @@ fn scalar_apply(activation: Activation, x: f64) -> f64 {
         .unwrap()[0]
 }
 
-fn to_vec(tensor: &Tensor) -> Vec<f64> {
-    tensor
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: got {actual}, expected {expected} (tolerance {tolerance})"
-    );
-}
-
 #[test]
 fn backward_matches_finite_differences_for_every_activation() {
-    for (index, activation) in ALL.into_iter().enumerate() {
+    for (index, activation) in all_activations().enumerate() {
         let x = Var::from_tensor(&f64_tensor(
             &values_away_from_zero(24, 100 + index as u64),
             &[4, 6],
@@ -251,23 +217,14 @@ fn hand_derived_values() {
 #[test]
 fn hand_derived_values_hold_in_f32_too() {
     let x = Tensor::new(&[0f32, -2.0, 1.0], &Device::Cpu).unwrap();
-    let sigmoid = Activation::Sigmoid
-        .apply(&x)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let apply = |activation: Activation| -> Vec<f32> {
+        activation.apply(&x).unwrap().to_vec1::<f32>().unwrap()
+    };
+    let sigmoid = apply(Activation::Sigmoid);
     assert!((sigmoid[0] - 0.5).abs() < 1e-7, "{sigmoid:?}");
-    let relu = Activation::Relu
-        .apply(&x)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let relu = apply(Activation::Relu);
     assert_eq!(relu, vec![0.0, 0.0, 1.0]);
-    let gelu = Activation::Gelu
-        .apply(&x)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let gelu = apply(Activation::Gelu);
     // GELU(1) = 0.8411920 (see `hand_derived_values`).
     assert!((gelu[2] - 0.841_192).abs() < 1e-6, "{gelu:?}");
 }
@@ -335,7 +292,7 @@ fn softmax_gradient_is_finite_for_huge_logits() {
 
 #[test]
 fn names_round_trip_through_display_and_from_str() {
-    for activation in ALL {
+    for activation in all_activations() {
         let text = activation.to_string();
         let parsed: Activation = text.parse().unwrap();
         assert_eq!(parsed, activation, "{text}");

@@ -2,7 +2,11 @@
 //! plain safetensors, clear errors (naming the file and the tensor) for every kind of damaged or
 //! mismatched file, and atomic writes.
 
-use std::{collections::BTreeMap, fs, path::Path};
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use dl_nn::{
     load_checkpoint, save_checkpoint, save_tensors, Activation, Checkpoint, Dense, Layer, Mode,
@@ -39,6 +43,7 @@ fn train_a_little(model: &Sequential) {
     }
 }
 
+/// The metadata the tests save with their checkpoints.
 fn metadata() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("architecture".to_string(), "conv-bn-dense".to_string()),
@@ -81,6 +86,12 @@ fn contents(store: &VarStore) -> Vec<(String, DType, Vec<usize>, Vec<u64>)> {
         .collect()
 }
 
+/// The elements of an f32 tensor, in row-major order.
+fn f32_values(tensor: &Tensor) -> Vec<f32> {
+    tensor.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// A store holding one dense layer per (name, inputs, outputs) of `layers`.
 fn dense_store(dtype: DType, layers: &[(&str, usize, usize)], seed: u64) -> VarStore {
     let store = VarStore::new(&Device::Cpu, dtype, seed);
     for &(name, inputs, outputs) in layers {
@@ -145,13 +156,13 @@ fn round_trip_restores_every_tensor_and_the_metadata() {
         .unwrap();
     assert_eq!(tracked.dtype(), DType::I64);
     assert_eq!(tracked.as_tensor().to_scalar::<i64>().unwrap(), 2);
-    let running_var: Vec<f32> = restored
-        .store()
-        .get("batch_normalization.running_var")
-        .unwrap()
-        .as_tensor()
-        .to_vec1()
-        .unwrap();
+    let running_var = f32_values(
+        restored
+            .store()
+            .get("batch_normalization.running_var")
+            .unwrap()
+            .as_tensor(),
+    );
     assert!(
         running_var.iter().all(|&value| value != 1.0),
         "{running_var:?}"
@@ -161,21 +172,10 @@ fn round_trip_restores_every_tensor_and_the_metadata() {
     let x = SeededRng::new(5)
         .normal_tensor((2, 1, 6, 6), 0.0, 1.0, &Device::Cpu)
         .unwrap();
-    let before: Vec<f32> = original
-        .predict(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let after: Vec<f32> = restored
-        .predict(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    assert_eq!(before, after);
+    assert_eq!(
+        f32_values(&original.predict(&x).unwrap()),
+        f32_values(&restored.predict(&x).unwrap())
+    );
 }
 
 #[test]
@@ -202,15 +202,7 @@ fn the_file_is_plain_safetensors_with_pytorch_names() {
         .chunks_exact(4)
         .map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap()))
         .collect();
-    let values: Vec<f32> = original
-        .store()
-        .get("conv2d.weight")
-        .unwrap()
-        .as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let values = f32_values(original.store().get("conv2d.weight").unwrap().as_tensor());
     assert_eq!(stored, values);
     let counter = parsed
         .tensor("batch_normalization.num_batches_tracked")
@@ -355,59 +347,67 @@ fn a_missing_path_is_an_error_naming_it() {
 // Checkpoints of another model
 // ---------------------------------------------------------------------------------------------
 
+/// The dense layers of a checkpoint test model: (name, inputs, outputs).
+type Layers<'a> = &'a [(&'a str, usize, usize)];
+
+/// Saves a dense model of `saved` (dtype, layers; seed 1) as `name` in a fresh directory, then
+/// asserts that loading it into a dense model of `loading` (seed 2) fails with an error naming
+/// the file and every one of `mentions`, and copies nothing into that model. Returns the
+/// directory (kept alive), the file and the saved store.
+fn assert_mismatch_is_named(
+    name: &str,
+    saved: (DType, Layers),
+    loading: (DType, Layers),
+    mentions: &[&str],
+) -> (tempfile::TempDir, PathBuf, VarStore) {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join(name);
+    let saved = dense_store(saved.0, saved.1, 1);
+    save_checkpoint(&file, &saved, &BTreeMap::new()).unwrap();
+    let loading = dense_store(loading.0, loading.1, 2);
+    let before = contents(&loading);
+    assert_checkpoint_error(load_checkpoint(&file, &loading), &file, mentions);
+    // Nothing was copied, not even the tensors that did fit.
+    assert_eq!(contents(&loading), before);
+    (directory, file, saved)
+}
+
 #[test]
 fn a_missing_tensor_is_named() {
-    let directory = tempfile::tempdir().unwrap();
-    let file = directory.path().join("small.safetensors");
-    let small = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
-    save_checkpoint(&file, &small, &BTreeMap::new()).unwrap();
-    let large = dense_store(DType::F32, &[("hidden", 4, 3), ("output", 3, 2)], 2);
-    let before = contents(&large);
-    assert_checkpoint_error(
-        load_checkpoint(&file, &large),
-        &file,
+    assert_mismatch_is_named(
+        "small.safetensors",
+        (DType::F32, &[("hidden", 4, 3)]),
+        (DType::F32, &[("hidden", 4, 3), ("output", 3, 2)]),
         &["output.weight", "missing"],
     );
-    // Nothing was copied, not even the tensors that did fit.
-    assert_eq!(contents(&large), before);
 }
 
 #[test]
 fn an_extra_tensor_is_named() {
-    let directory = tempfile::tempdir().unwrap();
-    let file = directory.path().join("large.safetensors");
-    let large = dense_store(DType::F32, &[("hidden", 4, 3), ("output", 3, 2)], 1);
-    save_checkpoint(&file, &large, &BTreeMap::new()).unwrap();
-    let small = dense_store(DType::F32, &[("hidden", 4, 3)], 2);
-    let before = contents(&small);
-    assert_checkpoint_error(load_checkpoint(&file, &small), &file, &["output."]);
-    assert_eq!(contents(&small), before);
+    assert_mismatch_is_named(
+        "large.safetensors",
+        (DType::F32, &[("hidden", 4, 3), ("output", 3, 2)]),
+        (DType::F32, &[("hidden", 4, 3)]),
+        &["output."],
+    );
 }
 
 #[test]
 fn a_wrong_shape_is_named_with_both_shapes() {
-    let directory = tempfile::tempdir().unwrap();
-    let file = directory.path().join("four_to_three.safetensors");
-    let saved = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
-    save_checkpoint(&file, &saved, &BTreeMap::new()).unwrap();
-    let other = dense_store(DType::F32, &[("hidden", 4, 2)], 2);
-    assert_checkpoint_error(
-        load_checkpoint(&file, &other),
-        &file,
+    assert_mismatch_is_named(
+        "four_to_three.safetensors",
+        (DType::F32, &[("hidden", 4, 3)]),
+        (DType::F32, &[("hidden", 4, 2)]),
         &["hidden.weight", "[3, 4]", "[2, 4]"],
     );
 }
 
 #[test]
 fn a_wrong_dtype_is_named() {
-    let directory = tempfile::tempdir().unwrap();
-    let file = directory.path().join("double.safetensors");
-    let saved = dense_store(DType::F64, &[("hidden", 4, 3)], 1);
-    save_checkpoint(&file, &saved, &BTreeMap::new()).unwrap();
-    let single = dense_store(DType::F32, &[("hidden", 4, 3)], 2);
-    assert_checkpoint_error(
-        load_checkpoint(&file, &single),
-        &file,
+    let (_directory, file, saved) = assert_mismatch_is_named(
+        "double.safetensors",
+        (DType::F64, &[("hidden", 4, 3)]),
+        (DType::F32, &[("hidden", 4, 3)]),
         &["hidden.weight", "F64", "F32"],
     );
     // The same file loads into an f64 model.
@@ -420,26 +420,28 @@ fn a_wrong_dtype_is_named() {
 // Atomic writes
 // ---------------------------------------------------------------------------------------------
 
-fn directory_listing(directory: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(directory)
+/// Asserts that `directory` holds `name` and nothing else (no temporary file left behind).
+fn assert_only_file(directory: &Path, name: &str) {
+    let names: Vec<String> = fs::read_dir(directory)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    names.sort();
-    names
+    assert_eq!(names, vec![name]);
+}
+
+/// A store with one f32 dense layer "hidden" of 4 inputs and 3 outputs, drawn from `seed`.
+fn hidden_store(seed: u64) -> VarStore {
+    dense_store(DType::F32, &[("hidden", 4, 3)], seed)
 }
 
 #[test]
 fn saving_leaves_no_temporary_file() {
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("model.safetensors");
-    let store = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
+    let store = hidden_store(1);
     save_checkpoint(&file, &store, &metadata()).unwrap();
     save_checkpoint(&file, &store, &metadata()).unwrap();
-    assert_eq!(
-        directory_listing(directory.path()),
-        vec!["model.safetensors"]
-    );
+    assert_only_file(directory.path(), "model.safetensors");
 }
 
 #[test]
@@ -450,14 +452,11 @@ fn saving_creates_missing_directories() {
         .join("runs")
         .join("mnist")
         .join("best.safetensors");
-    let store = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
+    let store = hidden_store(1);
     save_checkpoint(&file, &store, &metadata()).unwrap();
     assert!(file.is_file());
-    assert_eq!(
-        directory_listing(file.parent().unwrap()),
-        vec!["best.safetensors"]
-    );
-    let restored = dense_store(DType::F32, &[("hidden", 4, 3)], 2);
+    assert_only_file(file.parent().unwrap(), "best.safetensors");
+    let restored = hidden_store(2);
     load_checkpoint(&file, &restored).unwrap();
     assert_eq!(contents(&restored), contents(&store));
 }
@@ -466,29 +465,20 @@ fn saving_creates_missing_directories() {
 fn saving_over_a_checkpoint_replaces_it() {
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("model.safetensors");
-    let first = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
-    save_checkpoint(
-        &file,
-        &first,
-        &BTreeMap::from([("epoch".into(), "1".into())]),
-    )
-    .unwrap();
-    let second = dense_store(DType::F32, &[("hidden", 4, 3)], 2);
-    save_checkpoint(
-        &file,
-        &second,
-        &BTreeMap::from([("epoch".into(), "2".into())]),
-    )
-    .unwrap();
-    let restored = dense_store(DType::F32, &[("hidden", 4, 3)], 3);
+    let save_epoch = |store: &VarStore, epoch: &str| {
+        let metadata = BTreeMap::from([("epoch".to_string(), epoch.to_string())]);
+        save_checkpoint(&file, store, &metadata).unwrap();
+    };
+    let first = hidden_store(1);
+    save_epoch(&first, "1");
+    let second = hidden_store(2);
+    save_epoch(&second, "2");
+    let restored = hidden_store(3);
     let read_metadata = load_checkpoint(&file, &restored).unwrap();
     assert_eq!(read_metadata["epoch"], "2");
     assert_eq!(contents(&restored), contents(&second));
     assert_ne!(contents(&restored), contents(&first));
-    assert_eq!(
-        directory_listing(directory.path()),
-        vec!["model.safetensors"]
-    );
+    assert_only_file(directory.path(), "model.safetensors");
 }
 
 #[test]
@@ -498,7 +488,7 @@ fn saving_where_a_directory_cannot_be_created_is_an_error() {
     let blocker = directory.path().join("blocker");
     fs::write(&blocker, b"x").unwrap();
     let file = blocker.join("model.safetensors");
-    let store = dense_store(DType::F32, &[("hidden", 4, 3)], 1);
+    let store = hidden_store(1);
     assert_checkpoint_error(save_checkpoint(&file, &store, &metadata()), &file, &[]);
 }
 

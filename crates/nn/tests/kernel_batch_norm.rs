@@ -5,8 +5,10 @@
 
 mod common;
 
-use common::{assert_close, Result};
-use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
+use common::{
+    assert_close, assert_finite_differences, assert_gradients_close, cast_var, gradients_of, Result,
+};
+use dl_autograd::weighted_sum;
 use dl_nn::{BatchNorm, BatchNormConfig, Layer, Mode, VarStore};
 use dl_tensor::kernels::batch_norm::batch_norm_train;
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
@@ -62,17 +64,14 @@ fn batch_norm_matches_candle_forward_statistics_and_all_gradients() -> Result {
             bias.as_tensor(),
             epsilon,
         )?;
-        let store = weighted_sum(&output, 7)?.backward()?;
-        let expected: Vec<Tensor> = [&input, &weight, &bias]
-            .iter()
-            .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
-            .collect();
+        let expected = gradients_of(&output, &[&input, &weight, &bias], 7)?;
         for (dtype, tolerance) in [(DType::F32, 2e-4), (DType::F64, 1e-10)] {
             let what = format!("batch norm {shape:?} {dtype:?}");
-            let cast = |var: &Var| -> Result<Var> {
-                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-            };
-            let (x, w, b) = (cast(&input)?, cast(&weight)?, cast(&bias)?);
+            let (x, w, b) = (
+                cast_var(&input, dtype)?,
+                cast_var(&weight, dtype)?,
+                cast_var(&bias, dtype)?,
+            );
             let (actual, statistics) =
                 batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), epsilon)?;
             assert_eq!(actual.dtype(), dtype);
@@ -84,15 +83,13 @@ fn batch_norm_matches_candle_forward_statistics_and_all_gradients() -> Result {
                 tolerance,
                 &format!("{what} variance"),
             )?;
-            let store = weighted_sum(&actual, 7)?.backward()?;
-            for ((name, var), expected) in ["input", "weight", "bias"]
-                .iter()
-                .zip([&x, &w, &b])
-                .zip(&expected)
-            {
-                let actual = store.get(var.as_tensor()).expect("a gradient");
-                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-            }
+            assert_gradients_close(
+                &what,
+                &["input", "weight", "bias"],
+                &gradients_of(&actual, &[&x, &w, &b], 7)?,
+                &expected,
+                tolerance,
+            )?;
         }
     }
     Ok(())
@@ -103,7 +100,8 @@ fn batch_norm_gradients_match_finite_differences() -> Result {
     let input = Var::from_tensor(&normal(&[3, 2, 2, 3], 40, 1.0)?)?;
     let weight = Var::from_tensor(&normal(&[2], 41, 1.0)?)?;
     let bias = Var::from_tensor(&normal(&[2], 42, 0.0)?)?;
-    let report = check_gradients(
+    assert_finite_differences(
+        "batch norm",
         &[("input", &input), ("weight", &weight), ("bias", &bias)],
         || {
             let (output, _) = batch_norm_train(
@@ -114,11 +112,7 @@ fn batch_norm_gradients_match_finite_differences() -> Result {
             )?;
             weighted_sum(&output, 3)
         },
-        &GradientCheck::default(),
-    )?;
-    assert!(report.elements_checked > 0);
-    assert!(report.worst_relative_error < 1e-6, "batch norm: {report}");
-    Ok(())
+    )
 }
 
 #[test]

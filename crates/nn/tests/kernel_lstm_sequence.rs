@@ -5,8 +5,10 @@
 
 mod common;
 
-use common::{assert_close, Result};
-use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
+use common::{
+    assert_close, assert_finite_differences, assert_gradients_close, cast_var, gradients_of, Result,
+};
+use dl_autograd::weighted_sum;
 use dl_tensor::kernels::lstm_sequence::{
     lstm_sequence, lstm_sequence_from_tokens, LstmSequenceOutput,
 };
@@ -18,6 +20,15 @@ fn normal(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor> {
         .normal_tensor(shape, 0.0, scale, &Device::Cpu)?
         .to_dtype(DType::F64)?)
 }
+
+/// A sequence kernel: (input or token ids, input weight, W_hh, b, h₀ | c₀) → outputs.
+type SequenceKernel = fn(
+    &Tensor,
+    &Tensor,
+    &Tensor,
+    &Tensor,
+    &Tensor,
+) -> dl_tensor::candle_core::Result<LstmSequenceOutput>;
 
 /// An LSTM layer's parameters and initial state, f64 variables: (W_ih, W_hh, b, h₀ | c₀).
 struct Recurrent {
@@ -41,14 +52,52 @@ impl Recurrent {
 
     /// The same parameters in `dtype`.
     fn cast(&self, dtype: DType) -> Result<Self> {
-        let cast =
-            |var: &Var| -> Result<Var> { Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?) };
         Ok(Self {
-            weight_ih: cast(&self.weight_ih)?,
-            weight_hh: cast(&self.weight_hh)?,
-            bias: cast(&self.bias)?,
-            initial: cast(&self.initial)?,
+            weight_ih: cast_var(&self.weight_ih, dtype)?,
+            weight_hh: cast_var(&self.weight_hh, dtype)?,
+            bias: cast_var(&self.bias, dtype)?,
+            initial: cast_var(&self.initial, dtype)?,
         })
+    }
+
+    /// `first` (the case's input variable), then these four variables: the order of the
+    /// cases' names.
+    fn variables_after<'a>(&'a self, first: &'a Var) -> [&'a Var; 5] {
+        [
+            first,
+            &self.weight_ih,
+            &self.weight_hh,
+            &self.bias,
+            &self.initial,
+        ]
+    }
+
+    /// `kernel` (`lstm_sequence`, or `lstm_sequence_from_tokens` with W_ih Eᵀ as
+    /// `input_weight`) on `input` with these parameters: every output, as [`all_outputs`].
+    fn run(
+        &self,
+        kernel: SequenceKernel,
+        input: &Tensor,
+        input_weight: &Tensor,
+    ) -> dl_tensor::candle_core::Result<Tensor> {
+        all_outputs(&kernel(
+            input,
+            input_weight,
+            self.weight_hh.as_tensor(),
+            self.bias.as_tensor(),
+            self.initial.as_tensor(),
+        )?)
+    }
+
+    /// The reference: [`step_loop`] on `input` with these parameters.
+    fn step_loop(&self, input: &Tensor) -> Result<Tensor> {
+        step_loop(
+            input,
+            self.weight_ih.as_tensor(),
+            self.weight_hh.as_tensor(),
+            self.bias.as_tensor(),
+            self.initial.as_tensor(),
+        )
     }
 }
 
@@ -71,42 +120,28 @@ impl KernelCase for Case {
     const NAMES: [&'static str; 5] = NAMES;
 
     fn variables(&self) -> [&Var; 5] {
-        [
-            &self.input,
-            &self.recurrent.weight_ih,
-            &self.recurrent.weight_hh,
-            &self.recurrent.bias,
-            &self.recurrent.initial,
-        ]
+        self.recurrent.variables_after(&self.input)
     }
 
     /// The same case in `dtype`.
     fn cast(&self, dtype: DType) -> Result<Self> {
         Ok(Self {
-            input: Var::from_tensor(&self.input.as_tensor().to_dtype(dtype)?)?,
+            input: cast_var(&self.input, dtype)?,
             recurrent: self.recurrent.cast(dtype)?,
         })
     }
 
     fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
-        all_outputs(&lstm_sequence(
+        self.recurrent.run(
+            lstm_sequence,
             self.input.as_tensor(),
             self.recurrent.weight_ih.as_tensor(),
-            self.recurrent.weight_hh.as_tensor(),
-            self.recurrent.bias.as_tensor(),
-            self.recurrent.initial.as_tensor(),
-        )?)
+        )
     }
 
     /// The reference: the step loop of [`step_loop`] on this case's tensors.
     fn reference(&self) -> Result<Tensor> {
-        step_loop(
-            self.input.as_tensor(),
-            self.recurrent.weight_ih.as_tensor(),
-            self.recurrent.weight_hh.as_tensor(),
-            self.recurrent.bias.as_tensor(),
-            self.recurrent.initial.as_tensor(),
-        )
+        self.recurrent.step_loop(self.input.as_tensor())
     }
 }
 
@@ -177,12 +212,7 @@ trait KernelCase: Sized + Sync {
 /// in f64), in f32 and f64, with the batch split over 1, 2 and 3 threads.
 fn matches_the_reference<C: KernelCase>(case: &C, what: &str) -> Result {
     let expected_output = case.reference()?;
-    let store = weighted_sum(&expected_output, 9)?.backward()?;
-    let expected: Vec<Tensor> = case
-        .variables()
-        .iter()
-        .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
-        .collect();
+    let expected = gradients_of(&expected_output, &case.variables(), 9)?;
     for threads in [1, 2, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -190,10 +220,10 @@ fn matches_the_reference<C: KernelCase>(case: &C, what: &str) -> Result {
         for (dtype, tolerance) in [(DType::F32, 5e-5), (DType::F64, 1e-11)] {
             let what = format!("{what} {dtype:?} {threads} threads");
             let cast = case.cast(dtype)?;
-            let (output, store) = pool.install(|| -> Result<_> {
+            let (output, gradients) = pool.install(|| -> Result<_> {
                 let output = cast.kernel()?;
-                let store = weighted_sum(&output, 9)?.backward()?;
-                Ok((output, store))
+                let gradients = gradients_of(&output, &cast.variables(), 9)?;
+                Ok((output, gradients))
             })?;
             assert_close(
                 &output,
@@ -201,13 +231,16 @@ fn matches_the_reference<C: KernelCase>(case: &C, what: &str) -> Result {
                 tolerance,
                 &format!("{what} output"),
             )?;
-            for ((name, var), expected) in C::NAMES.iter().zip(cast.variables()).zip(&expected) {
-                let actual = store.get(var.as_tensor()).expect("a gradient");
-                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-            }
+            assert_gradients_close(&what, &C::NAMES, &gradients, &expected, tolerance)?;
         }
     }
     Ok(())
+}
+
+/// The kernel's gradients on `case` (in f64) against finite differences.
+fn matches_finite_differences<C: KernelCase>(case: &C, what: &str) -> Result {
+    let variables: Vec<(&str, &Var)> = C::NAMES.into_iter().zip(case.variables()).collect();
+    assert_finite_differences(what, &variables, || weighted_sum(&case.kernel()?, 4))
 }
 
 /// (batch, steps, features, hidden): small, odd, and large enough to be split over threads.
@@ -233,19 +266,7 @@ fn lstm_sequence_matches_the_step_loop_and_all_gradients() -> Result {
 
 #[test]
 fn lstm_sequence_gradients_match_finite_differences() -> Result {
-    let case = Case::new(2, 3, 3, 2, 300)?;
-    let variables: Vec<(&str, &Var)> = NAMES.into_iter().zip(case.variables()).collect();
-    let report = check_gradients(
-        &variables,
-        || weighted_sum(&case.kernel()?, 4),
-        &GradientCheck::default(),
-    )?;
-    assert!(report.elements_checked > 0);
-    assert!(
-        report.worst_relative_error < 1e-6,
-        "lstm sequence: {report}"
-    );
-    Ok(())
+    matches_finite_differences(&Case::new(2, 3, 3, 2, 300)?, "lstm sequence")
 }
 
 #[test]
@@ -324,36 +345,26 @@ impl KernelCase for TokenCase {
     const NAMES: [&'static str; 5] = TOKEN_NAMES;
 
     fn variables(&self) -> [&Var; 5] {
-        [
-            &self.table,
-            &self.recurrent.weight_ih,
-            &self.recurrent.weight_hh,
-            &self.recurrent.bias,
-            &self.recurrent.initial,
-        ]
+        self.recurrent.variables_after(&self.table)
     }
 
     fn cast(&self, dtype: DType) -> Result<Self> {
         Ok(Self {
             tokens: self.tokens.clone(),
-            table: Var::from_tensor(&self.table.as_tensor().to_dtype(dtype)?)?,
+            table: cast_var(&self.table, dtype)?,
             recurrent: self.recurrent.cast(dtype)?,
         })
     }
 
     /// The kernel on token ids, with W_ih Eᵀ formed by Candle (so gradients reach E and W_ih).
     fn kernel(&self) -> dl_tensor::candle_core::Result<Tensor> {
-        all_outputs(&lstm_sequence_from_tokens(
-            &self.tokens,
-            &self
-                .recurrent
-                .weight_ih
-                .as_tensor()
-                .matmul(&self.table.as_tensor().t()?)?,
-            self.recurrent.weight_hh.as_tensor(),
-            self.recurrent.bias.as_tensor(),
-            self.recurrent.initial.as_tensor(),
-        )?)
+        let input_weight = self
+            .recurrent
+            .weight_ih
+            .as_tensor()
+            .matmul(&self.table.as_tensor().t()?)?;
+        self.recurrent
+            .run(lstm_sequence_from_tokens, &self.tokens, &input_weight)
     }
 
     /// The reference: Candle's embedding lookup, then the step loop.
@@ -364,13 +375,7 @@ impl KernelCase for TokenCase {
             .as_tensor()
             .embedding(&self.tokens.flatten_all()?)?
             .reshape((batch, steps, self.table.dims()[1]))?;
-        step_loop(
-            &embedded,
-            self.recurrent.weight_ih.as_tensor(),
-            self.recurrent.weight_hh.as_tensor(),
-            self.recurrent.bias.as_tensor(),
-            self.recurrent.initial.as_tensor(),
-        )
+        self.recurrent.step_loop(&embedded)
     }
 }
 
@@ -404,19 +409,7 @@ fn lstm_sequence_from_tokens_matches_embedding_then_the_step_loop() -> Result {
 
 #[test]
 fn lstm_sequence_from_tokens_gradients_match_finite_differences() -> Result {
-    let case = TokenCase::new(2, 4, 5, 3, 2, 500)?;
-    let variables: Vec<(&str, &Var)> = TOKEN_NAMES.into_iter().zip(case.variables()).collect();
-    let report = check_gradients(
-        &variables,
-        || weighted_sum(&case.kernel()?, 4),
-        &GradientCheck::default(),
-    )?;
-    assert!(report.elements_checked > 0);
-    assert!(
-        report.worst_relative_error < 1e-6,
-        "lstm from tokens: {report}"
-    );
-    Ok(())
+    matches_finite_differences(&TokenCase::new(2, 4, 5, 3, 2, 500)?, "lstm from tokens")
 }
 
 #[test]

@@ -9,8 +9,11 @@
 
 mod common;
 
-use common::{assert_close, flat, Result};
-use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
+use common::{
+    assert_close, assert_finite_differences, assert_finite_differences_with,
+    assert_gradients_close, cast_var, flat, gradients_of, Result,
+};
+use dl_autograd::{weighted_sum, GradientCheck};
 use dl_nn::{cross_entropy, log_softmax, Activation, Conv2d, Conv2dConfig, Layer, Mode, VarStore};
 use dl_tensor::kernels::{
     conv2d::{conv2d, conv2d_relu},
@@ -27,39 +30,45 @@ fn normal(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
         .to_dtype(dtype)?)
 }
 
-/// The gradients of `Σ output ⊙ R` (R fixed random) with respect to `variables`.
-fn gradients_of(output: &Tensor, variables: &[&Var], seed: u64) -> Result<Vec<Tensor>> {
-    let store = weighted_sum(output, seed)?.backward()?;
-    Ok(variables
-        .iter()
-        .map(|variable| {
-            store
-                .get(variable.as_tensor())
-                .cloned()
-                .expect("every variable gets a gradient")
-        })
-        .collect())
+/// A variable of N(0, 1) values of `shape` in f64.
+fn normal_var(shape: &[usize], seed: u64) -> Result<Var> {
+    Ok(Var::from_tensor(&normal(shape, seed, DType::F64)?)?)
 }
 
-fn assert_finite_differences<F>(what: &str, variables: &[(&str, &Var)], loss: F) -> Result
-where
-    F: FnMut() -> candle_core::Result<Tensor>,
-{
-    assert_finite_differences_with(what, variables, loss, &GradientCheck::default())
-}
-
-fn assert_finite_differences_with<F>(
+/// Checks `kernel` against a reference computed in f64: `expected` is the reference's output
+/// on the f64 `variables` (named by `names`). For each (dtype, tolerance) the variables are
+/// cast to the dtype and given to `kernel`, whose output and gradients (of the weighted sum
+/// drawn from `seed`) must match the reference's.
+fn assert_kernel_matches_reference<const N: usize, F>(
     what: &str,
-    variables: &[(&str, &Var)],
-    loss: F,
-    options: &GradientCheck,
+    names: &[&str; N],
+    variables: [&Var; N],
+    expected: &Tensor,
+    seed: u64,
+    tolerances: [(DType, f64); 2],
+    kernel: F,
 ) -> Result
 where
-    F: FnMut() -> candle_core::Result<Tensor>,
+    F: Fn([&Tensor; N]) -> candle_core::Result<Tensor>,
 {
-    let report = check_gradients(variables, loss, options)?;
-    assert!(report.elements_checked > 0, "{what}");
-    assert!(report.worst_relative_error < 1e-6, "{what}: {report}");
+    let expected_gradients = gradients_of(expected, &variables, seed)?;
+    for (dtype, tolerance) in tolerances {
+        let what = format!("{what} {dtype:?}");
+        let cast = variables
+            .iter()
+            .map(|variable| cast_var(variable, dtype))
+            .collect::<Result<Vec<Var>>>()?;
+        let cast: Vec<&Var> = cast.iter().collect();
+        let output = kernel(std::array::from_fn(|index| cast[index].as_tensor()))?;
+        assert_close(&output, expected, tolerance, &format!("{what} output"))?;
+        assert_gradients_close(
+            &what,
+            names,
+            &gradients_of(&output, &cast, seed)?,
+            &expected_gradients,
+            tolerance,
+        )?;
+    }
     Ok(())
 }
 
@@ -94,66 +103,52 @@ const CONV_CASES: [ConvCase; 9] = [
     (1, 2, 3, 4, 4, 3, 3, 1, 3),   // padding larger than the kernel's reach
 ];
 
-#[test]
-fn conv2d_matches_candle_forward_and_all_gradients() -> Result {
+/// A convolution kernel: (input, weight, bias, stride, padding) → output.
+type ConvKernel =
+    fn(&Tensor, &Tensor, Option<&Tensor>, usize, usize) -> candle_core::Result<Tensor>;
+
+/// Checks `kernel` on every case of [`CONV_CASES`] (seeds from `first_seed`, 10 apart) against
+/// Candle's conv2d plus the bias in f64, followed by ReLU when `relu`: the output and the
+/// gradients of input, weight and bias, in f32 and f64.
+fn assert_conv_kernel_matches_candle(
+    label: &str,
+    kernel: ConvKernel,
+    relu: bool,
+    first_seed: u64,
+) -> Result {
     for (case, &(batch, in_channels, out_channels, height, width, kh, kw, stride, padding)) in
         CONV_CASES.iter().enumerate()
     {
-        let seed = 10 * case as u64;
+        let seed = first_seed + 10 * case as u64;
         let what = format!(
-            "conv2d case {case}: {batch}x{in_channels}x{height}x{width}, {out_channels} kernels {kh}x{kw}, stride {stride}, padding {padding}"
+            "{label} case {case}: {batch}x{in_channels}x{height}x{width}, {out_channels} kernels {kh}x{kw}, stride {stride}, padding {padding}"
         );
-        // The reference: Candle's conv2d plus the bias, in f64.
-        let input = Var::from_tensor(&normal(
-            &[batch, in_channels, height, width],
-            seed,
-            DType::F64,
-        )?)?;
-        let weight = Var::from_tensor(&normal(
-            &[out_channels, in_channels, kh, kw],
-            seed + 1,
-            DType::F64,
-        )?)?;
-        let bias = Var::from_tensor(&normal(&[out_channels], seed + 2, DType::F64)?)?;
-        let expected = input
+        let input = normal_var(&[batch, in_channels, height, width], seed)?;
+        let weight = normal_var(&[out_channels, in_channels, kh, kw], seed + 1)?;
+        let bias = normal_var(&[out_channels], seed + 2)?;
+        let mut expected = input
             .as_tensor()
             .conv2d(weight.as_tensor(), padding, stride, 1, 1)?
             .broadcast_add(&bias.as_tensor().reshape((1, (), 1, 1))?)?;
-        let expected_gradients = gradients_of(&expected, &[&input, &weight, &bias], seed + 3)?;
-        for (dtype, tolerance) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
-            let cast = |var: &Var| -> Result<Var> {
-                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-            };
-            let (x, w, b) = (cast(&input)?, cast(&weight)?, cast(&bias)?);
-            let output = conv2d(
-                x.as_tensor(),
-                w.as_tensor(),
-                Some(b.as_tensor()),
-                stride,
-                padding,
-            )?;
-            assert_close(
-                &output,
-                &expected,
-                tolerance,
-                &format!("{what} {dtype:?} output"),
-            )?;
-            let gradients = gradients_of(&output, &[&x, &w, &b], seed + 3)?;
-            for ((name, actual), expected) in ["input", "weight", "bias"]
-                .iter()
-                .zip(&gradients)
-                .zip(&expected_gradients)
-            {
-                assert_close(
-                    actual,
-                    expected,
-                    tolerance,
-                    &format!("{what} {dtype:?} ∂L/∂{name}"),
-                )?;
-            }
+        if relu {
+            expected = expected.relu()?;
         }
+        assert_kernel_matches_reference(
+            &what,
+            &["input", "weight", "bias"],
+            [&input, &weight, &bias],
+            &expected,
+            seed + 3,
+            [(DType::F32, 2e-5), (DType::F64, 1e-12)],
+            |[x, w, b]| kernel(x, w, Some(b), stride, padding),
+        )?;
     }
     Ok(())
+}
+
+#[test]
+fn conv2d_matches_candle_forward_and_all_gradients() -> Result {
+    assert_conv_kernel_matches_candle("conv2d", conv2d, false, 0)
 }
 
 #[test]
@@ -162,18 +157,14 @@ fn conv2d_gradients_match_finite_differences() -> Result {
         CONV_CASES.iter().enumerate().skip(1)
     {
         let seed = 100 + 10 * case as u64;
-        let x = Var::from_tensor(&normal(
-            &[batch, in_channels, height, width],
-            seed,
-            DType::F64,
-        )?)?;
+        let x = normal_var(&[batch, in_channels, height, width], seed)?;
         // Weights of about 1/√fan-in, as initialisation gives: the loss stays small, and so
         // does the rounding error of its finite differences.
         let w = Var::from_tensor(
             &normal(&[out_channels, in_channels, kh, kw], seed + 1, DType::F64)?
                 .affine(1.0 / ((in_channels * kh * kw) as f64).sqrt(), 0.0)?,
         )?;
-        let b = Var::from_tensor(&normal(&[out_channels], seed + 2, DType::F64)?)?;
+        let b = normal_var(&[out_channels], seed + 2)?;
         assert_finite_differences_with(
             &format!("conv2d case {case}"),
             &[("input", &x), ("weight", &w), ("bias", &b)],
@@ -249,69 +240,14 @@ fn the_conv2d_layer_matches_candle_in_f32() -> Result {
 
 #[test]
 fn conv2d_relu_matches_candle_conv_then_relu() -> Result {
-    for (case, &(batch, in_channels, out_channels, height, width, kh, kw, stride, padding)) in
-        CONV_CASES.iter().enumerate()
-    {
-        let seed = 400 + 10 * case as u64;
-        let what = format!("conv2d+relu case {case}");
-        let input = Var::from_tensor(&normal(
-            &[batch, in_channels, height, width],
-            seed,
-            DType::F64,
-        )?)?;
-        let weight = Var::from_tensor(&normal(
-            &[out_channels, in_channels, kh, kw],
-            seed + 1,
-            DType::F64,
-        )?)?;
-        let bias = Var::from_tensor(&normal(&[out_channels], seed + 2, DType::F64)?)?;
-        let expected = input
-            .as_tensor()
-            .conv2d(weight.as_tensor(), padding, stride, 1, 1)?
-            .broadcast_add(&bias.as_tensor().reshape((1, (), 1, 1))?)?
-            .relu()?;
-        let expected_gradients = gradients_of(&expected, &[&input, &weight, &bias], seed + 3)?;
-        for (dtype, tolerance) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
-            let cast = |var: &Var| -> Result<Var> {
-                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-            };
-            let (x, w, b) = (cast(&input)?, cast(&weight)?, cast(&bias)?);
-            let output = conv2d_relu(
-                x.as_tensor(),
-                w.as_tensor(),
-                Some(b.as_tensor()),
-                stride,
-                padding,
-            )?;
-            assert_close(
-                &output,
-                &expected,
-                tolerance,
-                &format!("{what} {dtype:?} output"),
-            )?;
-            let gradients = gradients_of(&output, &[&x, &w, &b], seed + 3)?;
-            for ((name, actual), expected) in ["input", "weight", "bias"]
-                .iter()
-                .zip(&gradients)
-                .zip(&expected_gradients)
-            {
-                assert_close(
-                    actual,
-                    expected,
-                    tolerance,
-                    &format!("{what} {dtype:?} ∂L/∂{name}"),
-                )?;
-            }
-        }
-    }
-    Ok(())
+    assert_conv_kernel_matches_candle("conv2d+relu", conv2d_relu, true, 400)
 }
 
 #[test]
 fn conv2d_relu_gradients_match_finite_differences() -> Result {
-    let x = Var::from_tensor(&normal(&[2, 2, 7, 6], 500, DType::F64)?)?;
+    let x = normal_var(&[2, 2, 7, 6], 500)?;
     let w = Var::from_tensor(&normal(&[3, 2, 3, 3], 501, DType::F64)?.affine(0.3, 0.0)?)?;
-    let b = Var::from_tensor(&normal(&[3], 502, DType::F64)?)?;
+    let b = normal_var(&[3], 502)?;
     assert_finite_differences(
         "conv2d+relu",
         &[("input", &x), ("weight", &w), ("bias", &b)],
@@ -522,7 +458,7 @@ fn cross_entropy_matches_the_log_softmax_composition() -> Result {
 
 #[test]
 fn cross_entropy_gradients_match_finite_differences() -> Result {
-    let z = Var::from_tensor(&normal(&[6, 5], 50, DType::F64)?)?;
+    let z = normal_var(&[6, 5], 50)?;
     let labels = Tensor::new(&[0i64, 4, 2, 2, 1, 3], &Device::Cpu)?;
     // A scaled loss checks that the incoming gradient (here 3) is applied.
     assert_finite_differences("cross-entropy", &[("z", &z)], || {
@@ -599,9 +535,9 @@ fn lstm_loss(hidden: &Tensor, cell: &Tensor) -> candle_core::Result<Tensor> {
 fn lstm_cell_matches_candle_forward_and_all_gradients() -> Result {
     for (case, (batch, hidden)) in [(1, 1), (3, 5), (16, 64), (7, 300)].into_iter().enumerate() {
         let seed = 200 + 10 * case as u64;
-        let input_part = Var::from_tensor(&normal(&[batch, 4 * hidden], seed, DType::F64)?)?;
-        let recurrent = Var::from_tensor(&normal(&[batch, 4 * hidden], seed + 1, DType::F64)?)?;
-        let cell = Var::from_tensor(&normal(&[batch, hidden], seed + 2, DType::F64)?)?;
+        let input_part = normal_var(&[batch, 4 * hidden], seed)?;
+        let recurrent = normal_var(&[batch, 4 * hidden], seed + 1)?;
+        let cell = normal_var(&[batch, hidden], seed + 2)?;
         let (h, c) = reference_lstm_cell(
             input_part.as_tensor(),
             recurrent.as_tensor(),
@@ -615,22 +551,26 @@ fn lstm_cell_matches_candle_forward_and_all_gradients() -> Result {
             .collect();
         for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
             let what = format!("lstm cell {batch}x{hidden} {dtype:?}");
-            let cast = |var: &Var| -> Result<Var> {
-                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-            };
-            let (a, r, c0) = (cast(&input_part)?, cast(&recurrent)?, cast(&cell)?);
+            let (a, r, c0) = (
+                cast_var(&input_part, dtype)?,
+                cast_var(&recurrent, dtype)?,
+                cast_var(&cell, dtype)?,
+            );
             let (new_hidden, new_cell) = lstm_cell(a.as_tensor(), r.as_tensor(), c0.as_tensor())?;
             assert_close(&new_hidden, &h, tolerance, &format!("{what} h'"))?;
             assert_close(&new_cell, &c, tolerance, &format!("{what} c'"))?;
             let store = lstm_loss(&new_hidden, &new_cell)?.backward()?;
-            for ((name, var), expected) in ["input part", "recurrent part", "cell"]
+            let actual: Vec<Tensor> = [&a, &r, &c0]
                 .iter()
-                .zip([&a, &r, &c0])
-                .zip(&expected)
-            {
-                let actual = store.get(var.as_tensor()).expect("a gradient");
-                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-            }
+                .map(|v| store.get(v.as_tensor()).cloned().expect("a gradient"))
+                .collect();
+            assert_gradients_close(
+                &what,
+                &["input part", "recurrent part", "cell"],
+                &actual,
+                &expected,
+                tolerance,
+            )?;
         }
     }
     Ok(())
@@ -638,9 +578,9 @@ fn lstm_cell_matches_candle_forward_and_all_gradients() -> Result {
 
 #[test]
 fn lstm_cell_gradients_match_finite_differences() -> Result {
-    let input_part = Var::from_tensor(&normal(&[3, 8], 300, DType::F64)?)?;
-    let recurrent = Var::from_tensor(&normal(&[3, 8], 301, DType::F64)?)?;
-    let cell = Var::from_tensor(&normal(&[3, 2], 302, DType::F64)?)?;
+    let input_part = normal_var(&[3, 8], 300)?;
+    let recurrent = normal_var(&[3, 8], 301)?;
+    let cell = normal_var(&[3, 2], 302)?;
     assert_finite_differences(
         "lstm cell",
         &[
@@ -670,30 +610,18 @@ fn add_bias_matches_broadcast_add_and_its_gradients() -> Result {
     for (case, shape) in shapes.into_iter().enumerate() {
         let seed = 500 + 10 * case as u64;
         let columns = *shape.last().expect("a last dimension");
-        let input = Var::from_tensor(&normal(shape, seed, DType::F64)?)?;
-        let bias = Var::from_tensor(&normal(&[columns], seed + 1, DType::F64)?)?;
+        let input = normal_var(shape, seed)?;
+        let bias = normal_var(&[columns], seed + 1)?;
         let expected = input.as_tensor().broadcast_add(bias.as_tensor())?;
-        let expected_grads = gradients_of(&expected, &[&input, &bias], seed)?;
-        for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
-            let what = format!("add_bias {shape:?} {dtype:?}");
-            let x = Var::from_tensor(&input.as_tensor().to_dtype(dtype)?)?;
-            let b = Var::from_tensor(&bias.as_tensor().to_dtype(dtype)?)?;
-            let output = dl_tensor::kernels::bias::add_bias(x.as_tensor(), b.as_tensor())?;
-            assert_close(&output, &expected, tolerance, &what)?;
-            let grads = gradients_of(&output, &[&x, &b], seed)?;
-            assert_close(
-                &grads[0],
-                &expected_grads[0],
-                tolerance,
-                &format!("{what} ∂L/∂x"),
-            )?;
-            assert_close(
-                &grads[1],
-                &expected_grads[1],
-                tolerance,
-                &format!("{what} ∂L/∂b"),
-            )?;
-        }
+        assert_kernel_matches_reference(
+            &format!("add_bias {shape:?}"),
+            &["x", "b"],
+            [&input, &bias],
+            &expected,
+            seed,
+            [(DType::F32, 1e-5), (DType::F64, 1e-12)],
+            |[x, b]| dl_tensor::kernels::bias::add_bias(x, b),
+        )?;
     }
     let input = Tensor::ones((2, 3), DType::F32, &Device::Cpu)?;
     let wrong = Tensor::ones(4, DType::F32, &Device::Cpu)?;
@@ -714,39 +642,31 @@ fn linear_matches_matmul_plus_bias_and_its_gradients() -> Result {
         .enumerate()
     {
         let seed = 600 + 10 * case as u64;
-        let input = Var::from_tensor(&normal(&[rows, inputs], seed, DType::F64)?)?;
-        let weight = Var::from_tensor(&normal(&[outputs, inputs], seed + 1, DType::F64)?)?;
-        let bias = Var::from_tensor(&normal(&[outputs], seed + 2, DType::F64)?)?;
+        let input = normal_var(&[rows, inputs], seed)?;
+        let weight = normal_var(&[outputs, inputs], seed + 1)?;
+        let bias = normal_var(&[outputs], seed + 2)?;
         let expected = input
             .as_tensor()
             .matmul(&weight.as_tensor().t()?)?
             .broadcast_add(bias.as_tensor())?;
-        let expected_grads = gradients_of(&expected, &[&input, &weight, &bias], seed)?;
-        for (dtype, tolerance) in [(DType::F32, 1e-4), (DType::F64, 1e-11)] {
-            let what = format!("linear {rows}x{inputs}x{outputs} {dtype:?}");
-            let cast = |var: &Var| -> Result<Var> {
-                Ok(Var::from_tensor(&var.as_tensor().to_dtype(dtype)?)?)
-            };
-            let (x, w, b) = (cast(&input)?, cast(&weight)?, cast(&bias)?);
-            let output =
-                dl_tensor::kernels::linear::linear(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
-            assert_close(&output, &expected, tolerance, &what)?;
-            let grads = gradients_of(&output, &[&x, &w, &b], seed)?;
-            for ((name, actual), expected) in
-                ["x", "W", "b"].iter().zip(&grads).zip(&expected_grads)
-            {
-                assert_close(actual, expected, tolerance, &format!("{what} ∂L/∂{name}"))?;
-            }
-        }
+        assert_kernel_matches_reference(
+            &format!("linear {rows}x{inputs}x{outputs}"),
+            &["x", "W", "b"],
+            [&input, &weight, &bias],
+            &expected,
+            seed,
+            [(DType::F32, 1e-4), (DType::F64, 1e-11)],
+            |[x, w, b]| dl_tensor::kernels::linear::linear(x, w, b),
+        )?;
     }
     Ok(())
 }
 
 #[test]
 fn linear_gradients_match_finite_differences_and_bad_shapes_are_errors() -> Result {
-    let input = Var::from_tensor(&normal(&[3, 4], 700, DType::F64)?)?;
-    let weight = Var::from_tensor(&normal(&[2, 4], 701, DType::F64)?)?;
-    let bias = Var::from_tensor(&normal(&[2], 702, DType::F64)?)?;
+    let input = normal_var(&[3, 4], 700)?;
+    let weight = normal_var(&[2, 4], 701)?;
+    let bias = normal_var(&[2], 702)?;
     assert_finite_differences(
         "linear",
         &[("x", &input), ("W", &weight), ("b", &bias)],

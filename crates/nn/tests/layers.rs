@@ -2,20 +2,15 @@
 //! passes against independent nested-loop references, the statistics of batch normalisation
 //! and dropout, and shape errors that name the layer instead of panicking.
 
-use dl_autograd::{check_gradients, weighted_sum, GradientCheck};
+mod common;
+
+use common::{assert_gradients, batches_tracked, candle, f64_values, normal_f64_var};
+use dl_autograd::weighted_sum;
 use dl_nn::{
     Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, Dropout, Embedding,
     Flatten, Layer, MaxPool2d, Mode, Neuron, NnError, VarStore,
 };
-use dl_tensor::{candle_core, DType, Device, SeededRng, Tensor, Var};
-
-/// The bound on the worst relative error of an f64 gradient check: with ε = 1e-6 a correct
-/// gradient is off by about 1e-9, a wrong one by far more than 1e-6.
-const GRADIENT_TOLERANCE: f64 = 1e-6;
-
-fn candle<T>(result: dl_nn::Result<T>) -> candle_core::Result<T> {
-    result.map_err(candle_core::Error::wrap)
-}
+use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
 
 fn f64_store(seed: u64) -> VarStore {
     VarStore::new(&Device::Cpu, DType::F64, seed)
@@ -23,12 +18,7 @@ fn f64_store(seed: u64) -> VarStore {
 
 /// A variable of the given shape with N(0, 1) values in f64.
 fn random_var(shape: &[usize], seed: u64) -> Var {
-    let tensor = SeededRng::new(seed)
-        .normal_tensor(shape, 0.0, 1.0, &Device::Cpu)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap();
-    Var::from_tensor(&tensor).unwrap()
+    normal_f64_var(shape, seed, 1.0)
 }
 
 /// A variable whose values are all distinct, at least 4/n apart (a shuffled ramp over
@@ -44,16 +34,6 @@ fn distinct_var(shape: &[usize], seed: u64) -> Var {
     Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap()
 }
 
-fn flat(tensor: &Tensor) -> Vec<f64> {
-    tensor
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 /// Gives a variable new N(0, 1) values (biases start at zero, scales at one; random values make
 /// the checks and the references more discriminating).
 fn randomise(variable: &Var, seed: u64) {
@@ -63,19 +43,6 @@ fn randomise(variable: &Var, seed: u64) {
         .to_dtype(variable.dtype())
         .unwrap();
     variable.set(&value).unwrap();
-}
-
-fn assert_gradients<F>(what: &str, variables: &[(&str, &Var)], loss: F)
-where
-    F: FnMut() -> candle_core::Result<Tensor>,
-{
-    let report = check_gradients(variables, loss, &GradientCheck::default())
-        .unwrap_or_else(|error| panic!("{what}: the gradient check failed to run: {error}"));
-    assert!(report.elements_checked > 0, "{what}");
-    assert!(
-        report.worst_relative_error < GRADIENT_TOLERANCE,
-        "{what}: {report}"
-    );
 }
 
 fn assert_all_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
@@ -214,10 +181,60 @@ fn flatten_gradients_and_shape() {
     let x = random_var(&[2, 3, 2, 2], 8);
     let output = Flatten.forward(x.as_tensor(), Mode::Eval).unwrap();
     assert_eq!(output.dims(), &[2, 12]);
-    assert_eq!(flat(&output), flat(x.as_tensor()));
+    assert_eq!(f64_values(&output), f64_values(x.as_tensor()));
     assert_gradients("flatten", &[("x", &x)], || {
         weighted_sum(&candle(Flatten.forward(x.as_tensor(), Mode::Train))?, 6)
     });
+}
+
+/// A batch norm layer for the gradient checks: f64, over `input_shape[1]` features, with
+/// random weight and bias, and a random input `x` of `input_shape`, all drawn from `seed`.
+struct BatchNormCase {
+    _store: VarStore,
+    norm: BatchNorm,
+    weight: Var,
+    bias: Var,
+    x: Var,
+}
+
+impl BatchNormCase {
+    /// Builds the case for an input of `input_shape` from `seed`.
+    fn new(input_shape: &[usize], seed: u64) -> Self {
+        let store = f64_store(seed);
+        let norm = BatchNorm::new(
+            &store.root().sub("bn"),
+            input_shape[1],
+            BatchNormConfig::default(),
+        )
+        .unwrap();
+        let weight = store.get("bn.weight").unwrap();
+        let bias = store.get("bn.bias").unwrap();
+        randomise(&weight, 70 + seed);
+        randomise(&bias, 80 + seed);
+        let x = random_var(input_shape, 90 + seed);
+        Self {
+            _store: store,
+            norm,
+            weight,
+            bias,
+            x,
+        }
+    }
+
+    /// Checks the gradients of a weighted sum (drawn from `seed`) of the layer's output on x in
+    /// `mode`, with respect to everything that output depends on: the weight, the bias, the
+    /// running statistics in eval mode, and x.
+    fn assert_gradients(&self, what: &str, mode: Mode, seed: u64) {
+        let mut variables = vec![("weight", &self.weight), ("bias", &self.bias)];
+        if mode == Mode::Eval {
+            variables.push(("running_mean", self.norm.running_mean()));
+            variables.push(("running_var", self.norm.running_var()));
+        }
+        variables.push(("x", &self.x));
+        assert_gradients(what, &variables, || {
+            weighted_sum(&candle(self.norm.forward(self.x.as_tensor(), mode))?, seed)
+        });
+    }
 }
 
 #[test]
@@ -226,23 +243,10 @@ fn batch_norm_gradients_in_train_mode() {
     // running statistics that each call updates, so the loss is a deterministic function of x,
     // γ and β and finite differences apply.
     for (input_shape, seed) in [(vec![6, 4], 1u64), (vec![3, 2, 3, 3], 2)] {
-        let store = f64_store(seed);
-        let features = input_shape[1];
-        let norm = BatchNorm::new(
-            &store.root().sub("bn"),
-            features,
-            BatchNormConfig::default(),
-        )
-        .unwrap();
-        let weight = store.get("bn.weight").unwrap();
-        let bias = store.get("bn.bias").unwrap();
-        randomise(&weight, 70 + seed);
-        randomise(&bias, 80 + seed);
-        let x = random_var(&input_shape, 90 + seed);
-        assert_gradients(
+        BatchNormCase::new(&input_shape, seed).assert_gradients(
             &format!("batch norm (train) on {input_shape:?}"),
-            &[("weight", &weight), ("bias", &bias), ("x", &x)],
-            || weighted_sum(&candle(norm.forward(x.as_tensor(), Mode::Train))?, 7),
+            Mode::Train,
+            7,
         );
     }
 }
@@ -250,35 +254,18 @@ fn batch_norm_gradients_in_train_mode() {
 #[test]
 fn batch_norm_gradients_in_eval_mode() {
     for (input_shape, seed) in [(vec![5, 3], 3u64), (vec![2, 3, 2, 3], 4)] {
-        let store = f64_store(seed);
-        let features = input_shape[1];
-        let norm = BatchNorm::new(
-            &store.root().sub("bn"),
-            features,
-            BatchNormConfig::default(),
-        )
-        .unwrap();
-        // A few training steps so that the running statistics are not the initial 0 and 1.
+        let case = BatchNormCase::new(&input_shape, seed);
+        // A few training steps so that the running statistics are not the initial 0 and 1 (they
+        // depend on the batches only, not on the weight and bias).
         for step in 0..3 {
             let batch = random_var(&input_shape, 200 + step);
             let shifted = batch.as_tensor().affine(2.0, 0.5).unwrap();
-            norm.forward(&shifted, Mode::Train).unwrap();
+            case.norm.forward(&shifted, Mode::Train).unwrap();
         }
-        let weight = store.get("bn.weight").unwrap();
-        let bias = store.get("bn.bias").unwrap();
-        randomise(&weight, 70 + seed);
-        randomise(&bias, 80 + seed);
-        let x = random_var(&input_shape, 90 + seed);
-        assert_gradients(
+        case.assert_gradients(
             &format!("batch norm (eval) on {input_shape:?}"),
-            &[
-                ("weight", &weight),
-                ("bias", &bias),
-                ("running_mean", norm.running_mean()),
-                ("running_var", norm.running_var()),
-                ("x", &x),
-            ],
-            || weighted_sum(&candle(norm.forward(x.as_tensor(), Mode::Eval))?, 8),
+            Mode::Eval,
+            8,
         );
     }
 }
@@ -368,10 +355,10 @@ fn conv2d_forward_matches_nested_loops() {
         let x = random_var(&[batch, in_channels, height, width], 120 + case as u64);
         let output = conv.forward(x.as_tensor(), Mode::Eval).unwrap();
         let (expected, out_height, out_width) = naive_conv2d(
-            &flat(x.as_tensor()),
+            &f64_values(x.as_tensor()),
             (batch, in_channels, height, width),
-            &flat(conv.weight().as_tensor()),
-            &flat(conv.bias().as_tensor()),
+            &f64_values(conv.weight().as_tensor()),
+            &f64_values(conv.bias().as_tensor()),
             out_channels,
             config,
         );
@@ -383,7 +370,7 @@ fn conv2d_forward_matches_nested_loops() {
         assert_eq!(config.output_size(height), Some(out_height));
         assert_eq!(config.output_size(width), Some(out_width));
         assert_all_close(
-            &flat(&output),
+            &f64_values(&output),
             &expected,
             1e-12,
             &format!("conv case {case}"),
@@ -448,10 +435,19 @@ fn max_pool_forward_matches_nested_loops() {
         assert_eq!((pool.kernel_size(), pool.stride()), (kernel, stride));
         let x = random_var(&[2, 3, height, width], 130 + case as u64);
         let output = pool.forward(x.as_tensor(), Mode::Eval).unwrap();
-        let (expected, out_height, out_width) =
-            naive_max_pool(&flat(x.as_tensor()), (2, 3, height, width), kernel, stride);
+        let (expected, out_height, out_width) = naive_max_pool(
+            &f64_values(x.as_tensor()),
+            (2, 3, height, width),
+            kernel,
+            stride,
+        );
         assert_eq!(output.dims(), &[2, 3, out_height, out_width], "case {case}");
-        assert_all_close(&flat(&output), &expected, 0.0, &format!("pool case {case}"));
+        assert_all_close(
+            &f64_values(&output),
+            &expected,
+            0.0,
+            &format!("pool case {case}"),
+        );
     }
     // MaxPool2d::new(k) is stride k.
     let pool = MaxPool2d::new(2).unwrap();
@@ -468,10 +464,10 @@ fn max_pool_gradient_goes_to_the_window_maximum() {
         .unwrap()
         .forward(x.as_tensor(), Mode::Train)
         .unwrap();
-    assert_eq!(flat(&output), vec![4.0]);
+    assert_eq!(f64_values(&output), vec![4.0]);
     let gradients = output.sum_all().unwrap().backward().unwrap();
     assert_eq!(
-        flat(gradients.get(x.as_tensor()).unwrap()),
+        f64_values(gradients.get(x.as_tensor()).unwrap()),
         vec![0.0, 1.0, 0.0, 0.0]
     );
 }
@@ -527,8 +523,8 @@ fn batch_norm_train_normalises_and_updates_running_statistics() {
             let x = x
                 .broadcast_add(&Tensor::from_vec(offsets, shape, &Device::Cpu).unwrap())
                 .unwrap();
-            let input = flat(&x);
-            let output = flat(&norm.forward(&x, Mode::Train).unwrap());
+            let input = f64_values(&x);
+            let output = f64_values(&norm.forward(&x, Mode::Train).unwrap());
             for channel in 0..channels {
                 let values = channel_values(&input, &dims, channel);
                 let normalised = channel_values(&output, &dims, channel);
@@ -549,24 +545,18 @@ fn batch_norm_train_normalises_and_updates_running_statistics() {
                 expected_var[channel] = 0.9 * expected_var[channel] + 0.1 * variance(&values, 1.0);
             }
             assert_all_close(
-                &flat(norm.running_mean().as_tensor()),
+                &f64_values(norm.running_mean().as_tensor()),
                 &expected_mean,
                 1e-12,
                 "running mean",
             );
             assert_all_close(
-                &flat(norm.running_var().as_tensor()),
+                &f64_values(norm.running_var().as_tensor()),
                 &expected_var,
                 1e-12,
                 "running variance",
             );
-            let tracked = store
-                .get("bn.num_batches_tracked")
-                .unwrap()
-                .as_tensor()
-                .to_scalar::<i64>()
-                .unwrap();
-            assert_eq!(tracked, step as i64 + 1);
+            assert_eq!(batches_tracked(&store, "bn"), step as i64 + 1);
         }
     }
 }
@@ -592,9 +582,9 @@ fn batch_norm_eval_uses_running_statistics() {
         .set(&Tensor::new(&beta, &Device::Cpu).unwrap())
         .unwrap();
     let x = Tensor::new(&[[1.5f64, 0.0], [-0.5, -2.0], [2.0, 1.0]], &Device::Cpu).unwrap();
-    let output = flat(&norm.forward(&x, Mode::Eval).unwrap());
+    let output = f64_values(&norm.forward(&x, Mode::Eval).unwrap());
     // y = γ (x − r_mean) / sqrt(r_var + ε) + β, channel by channel.
-    let input = flat(&x);
+    let input = f64_values(&x);
     let means = [0.5, -1.0];
     let variances = [4.0, 0.25];
     let expected: Vec<f64> = input
@@ -608,8 +598,8 @@ fn batch_norm_eval_uses_running_statistics() {
     assert_all_close(&output, &expected, 1e-12, "eval output");
     // Evaluation leaves the running statistics alone and does not depend on the batch: one row
     // alone gives the same result as within the batch.
-    assert_eq!(flat(norm.running_mean().as_tensor()), vec![0.5, -1.0]);
-    let single = flat(
+    assert_eq!(f64_values(norm.running_mean().as_tensor()), vec![0.5, -1.0]);
+    let single = f64_values(
         &norm
             .forward(&x.narrow(0, 1, 1).unwrap(), Mode::Eval)
             .unwrap(),
@@ -640,11 +630,11 @@ fn dropout_eval_is_the_identity() {
     let dropout = Dropout::new(0.5, SeededRng::new(1)).unwrap();
     let x = random_var(&[10, 10], 14);
     let output = dropout.forward(x.as_tensor(), Mode::Eval).unwrap();
-    assert_eq!(flat(&output), flat(x.as_tensor()));
+    assert_eq!(f64_values(&output), f64_values(x.as_tensor()));
     // Rate 0 drops nothing even in training.
     let keep_all = Dropout::new(0.0, SeededRng::new(1)).unwrap();
     let output = keep_all.forward(x.as_tensor(), Mode::Train).unwrap();
-    assert_eq!(flat(&output), flat(x.as_tensor()));
+    assert_eq!(f64_values(&output), f64_values(x.as_tensor()));
 }
 
 #[test]
@@ -653,7 +643,7 @@ fn dropout_train_drops_about_rate_and_scales_survivors() {
     let dropout = Dropout::new(rate, SeededRng::new(2)).unwrap();
     assert_eq!(dropout.rate(), rate);
     let ones = Tensor::ones((100, 100), DType::F64, &Device::Cpu).unwrap();
-    let output = flat(&dropout.forward(&ones, Mode::Train).unwrap());
+    let output = f64_values(&dropout.forward(&ones, Mode::Train).unwrap());
     let dropped = output.iter().filter(|&&value| value == 0.0).count();
     // 10,000 Bernoulli(0.3) draws: standard deviation sqrt(0.3·0.7/10⁴) ≈ 0.0046, so ±0.02 is
     // more than four standard deviations.
@@ -675,7 +665,7 @@ fn dropout_train_drops_about_rate_and_scales_survivors() {
 fn dropout_masks_follow_the_seed() {
     let x = Tensor::ones((20, 20), DType::F32, &Device::Cpu).unwrap();
     let mask = |seed: u64| {
-        flat(
+        f64_values(
             &Dropout::new(0.5, SeededRng::new(seed))
                 .unwrap()
                 .forward(&x, Mode::Train)
@@ -687,11 +677,14 @@ fn dropout_masks_follow_the_seed() {
     // Successive calls draw fresh masks; restoring the generator state repeats them.
     let dropout = Dropout::new(0.5, SeededRng::new(9)).unwrap();
     let state = dropout.rng_state();
-    let first = flat(&dropout.forward(&x, Mode::Train).unwrap());
-    let second = flat(&dropout.forward(&x, Mode::Train).unwrap());
+    let first = f64_values(&dropout.forward(&x, Mode::Train).unwrap());
+    let second = f64_values(&dropout.forward(&x, Mode::Train).unwrap());
     assert_ne!(first, second);
     dropout.set_rng_state(state);
-    assert_eq!(flat(&dropout.forward(&x, Mode::Train).unwrap()), first);
+    assert_eq!(
+        f64_values(&dropout.forward(&x, Mode::Train).unwrap()),
+        first
+    );
 }
 
 #[test]
@@ -710,7 +703,7 @@ fn embedding_rows_are_weight_rows() {
         (embedding.vocabulary_size(), embedding.embedding_dim()),
         (5, 3)
     );
-    let table = flat(embedding.weight().as_tensor());
+    let table = f64_values(embedding.weight().as_tensor());
     for dtype in [DType::U32, DType::I64, DType::U8] {
         let ids = Tensor::new(&[[4u32, 0], [2, 4]], &Device::Cpu)
             .unwrap()
@@ -718,7 +711,7 @@ fn embedding_rows_are_weight_rows() {
             .unwrap();
         let output = embedding.forward(&ids, Mode::Eval).unwrap();
         assert_eq!(output.dims(), &[2, 2, 3]);
-        let values = flat(&output);
+        let values = f64_values(&output);
         for (position, id) in [4usize, 0, 2, 4].into_iter().enumerate() {
             assert_eq!(
                 &values[position * 3..position * 3 + 3],

@@ -1,40 +1,23 @@
 //! Behaviour of the losses: gradient checks, values against hand computations, stability for
 //! huge logits, sequence-shaped inputs, and errors for targets that do not fit.
 
-use dl_autograd::{check_gradients, GradientCheck};
+mod common;
+
+use common::{
+    assert_gradients, assert_scalar_close as assert_close, candle, f64_values as flat,
+    normal_f64_var, values_away_from_zero,
+};
 use dl_nn::{binary_cross_entropy_with_logits, cross_entropy, mse, Loss, NnError};
-use dl_tensor::{candle_core, DType, Device, SeededRng, Tensor, Var};
+use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
 
-/// The bound on the worst relative error of an f64 gradient check.
-const GRADIENT_TOLERANCE: f64 = 1e-6;
-
-fn candle<T>(result: dl_nn::Result<T>) -> candle_core::Result<T> {
-    result.map_err(candle_core::Error::wrap)
-}
-
+/// A variable of the given shape with N(0, 1.5²) values in f64.
 fn random_var(shape: &[usize], seed: u64) -> Var {
-    let tensor = SeededRng::new(seed)
-        .normal_tensor(shape, 0.0, 1.5, &Device::Cpu)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap();
-    Var::from_tensor(&tensor).unwrap()
+    normal_f64_var(shape, seed, 1.5)
 }
 
 /// Values with magnitudes in [0.2, 3): the kinks of max(z, 0) and |z| at 0 stay out of reach.
 fn away_from_zero_var(shape: &[usize], seed: u64) -> Var {
-    let mut rng = SeededRng::new(seed);
-    let count: usize = shape.iter().product();
-    let values: Vec<f64> = (0..count)
-        .map(|_| {
-            let magnitude = 0.2 + 2.8 * rng.uniform_f64();
-            if rng.uniform() < 0.5 {
-                -magnitude
-            } else {
-                magnitude
-            }
-        })
-        .collect();
+    let values = values_away_from_zero(shape.iter().product(), seed, 0.2);
     Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap()
 }
 
@@ -44,23 +27,6 @@ fn scalar(tensor: &Tensor) -> f64 {
         .unwrap()
         .to_scalar::<f64>()
         .unwrap()
-}
-
-fn flat(tensor: &Tensor) -> Vec<f64> {
-    tensor
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: got {actual}, expected {expected}"
-    );
 }
 
 fn assert_target_error(result: dl_nn::Result<Tensor>, what: &str) {
@@ -81,14 +47,16 @@ fn labels(values: &[u32], shape: &[usize]) -> Tensor {
 #[test]
 fn cross_entropy_gradients() {
     let logits = random_var(&[5, 4], 1);
-    let targets = labels(&[0, 3, 1, 1, 2], &[5]);
-    let report = check_gradients(
-        &[("logits", &logits)],
-        || candle(cross_entropy(logits.as_tensor(), &targets)),
-        &GradientCheck::default(),
-    )
-    .unwrap();
-    assert!(report.worst_relative_error < GRADIENT_TOLERANCE, "{report}");
+    assert_cross_entropy_gradients(&logits, &labels(&[0, 3, 1, 1, 2], &[5]));
+}
+
+/// Checks cross-entropy's gradient with respect to `logits` against finite differences.
+fn assert_cross_entropy_gradients(logits: &Var, targets: &Tensor) {
+    assert_gradients(
+        &format!("cross entropy on {:?}", logits.dims()),
+        &[("logits", logits)],
+        || candle(cross_entropy(logits.as_tensor(), targets)),
+    );
 }
 
 #[test]
@@ -121,27 +89,16 @@ fn cross_entropy_gradient_is_softmax_minus_one_hot_over_n() {
 #[test]
 fn cross_entropy_gradients_for_sequences() {
     let logits = random_var(&[2, 3, 4], 3);
-    let targets = labels(&[0, 3, 1, 2, 2, 0], &[2, 3]);
-    let report = check_gradients(
-        &[("logits", &logits)],
-        || candle(cross_entropy(logits.as_tensor(), &targets)),
-        &GradientCheck::default(),
-    )
-    .unwrap();
-    assert!(report.worst_relative_error < GRADIENT_TOLERANCE, "{report}");
+    assert_cross_entropy_gradients(&logits, &labels(&[0, 3, 1, 2, 2, 0], &[2, 3]));
 }
 
 #[test]
 fn mse_gradients() {
     let predictions = random_var(&[4, 3], 4);
     let targets = random_var(&[4, 3], 5).as_tensor().detach();
-    let report = check_gradients(
-        &[("predictions", &predictions)],
-        || candle(mse(predictions.as_tensor(), &targets)),
-        &GradientCheck::default(),
-    )
-    .unwrap();
-    assert!(report.worst_relative_error < GRADIENT_TOLERANCE, "{report}");
+    assert_gradients("mse", &[("predictions", &predictions)], || {
+        candle(mse(predictions.as_tensor(), &targets))
+    });
 }
 
 #[test]
@@ -154,18 +111,12 @@ fn binary_cross_entropy_gradients() {
         .unwrap()
         .to_dtype(DType::F64)
         .unwrap();
-    let report = check_gradients(
-        &[("logits", &logits)],
-        || {
-            candle(binary_cross_entropy_with_logits(
-                logits.as_tensor(),
-                &targets,
-            ))
-        },
-        &GradientCheck::default(),
-    )
-    .unwrap();
-    assert!(report.worst_relative_error < GRADIENT_TOLERANCE, "{report}");
+    assert_gradients("binary cross entropy", &[("logits", &logits)], || {
+        candle(binary_cross_entropy_with_logits(
+            logits.as_tensor(),
+            &targets,
+        ))
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

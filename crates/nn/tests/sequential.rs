@@ -2,6 +2,9 @@
 //! PyTorch-style names, logits versus probabilities, input checking, non-trainable buffers and
 //! seeded determinism.
 
+mod common;
+
+use common::batches_tracked;
 use dl_nn::{softmax, Activation, Layer, Mode, NnError, Sequential, VarStore};
 use dl_tensor::{DType, Device, SeededRng, Tensor};
 
@@ -82,28 +85,26 @@ fn summary_row(summary: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that each expected row (layer, output shape, parameter count) is in `summary`,
+/// found by its first cell.
+fn assert_summary_rows(summary: &str, rows: &[[&str; 3]]) {
+    for row in rows {
+        assert_eq!(summary_row(summary, row[0]), row);
+    }
+}
+
 #[test]
 fn course_cnn_summary_matches_keras() {
     let summary = course_cnn(0).summary();
-    assert_eq!(
-        summary_row(&summary, "conv2d (Conv2D)"),
-        vec!["conv2d (Conv2D)", "(None, 32, 26, 26)", "320"]
-    );
-    assert_eq!(
-        summary_row(&summary, "max_pooling2d (MaxPooling2D)"),
-        vec!["max_pooling2d (MaxPooling2D)", "(None, 32, 13, 13)", "0"]
-    );
-    assert_eq!(
-        summary_row(&summary, "flatten (Flatten)"),
-        vec!["flatten (Flatten)", "(None, 5408)", "0"]
-    );
-    assert_eq!(
-        summary_row(&summary, "dense (Dense)"),
-        vec!["dense (Dense)", "(None, 128)", "692,352"]
-    );
-    assert_eq!(
-        summary_row(&summary, "dense_1 (Dense)"),
-        vec!["dense_1 (Dense)", "(None, 10)", "1,290"]
+    assert_summary_rows(
+        &summary,
+        &[
+            ["conv2d (Conv2D)", "(None, 32, 26, 26)", "320"],
+            ["max_pooling2d (MaxPooling2D)", "(None, 32, 13, 13)", "0"],
+            ["flatten (Flatten)", "(None, 5408)", "0"],
+            ["dense (Dense)", "(None, 128)", "692,352"],
+            ["dense_1 (Dense)", "(None, 10)", "1,290"],
+        ],
     );
     assert!(summary.contains("Total params: 693,962"), "{summary}");
     assert!(summary.contains("Trainable params: 693,962"), "{summary}");
@@ -252,10 +253,7 @@ fn batch_norm_and_dropout_report_non_trainable_parameters() {
         summary.contains("batch_normalization (BatchNormalization)"),
         "{summary}"
     );
-    assert_eq!(
-        summary_row(&summary, "dropout (Dropout)"),
-        vec!["dropout (Dropout)", "(None, 16)", "0"]
-    );
+    assert_summary_rows(&summary, &[["dropout (Dropout)", "(None, 16)", "0"]]);
     assert_eq!(
         store.names(),
         vec![
@@ -296,13 +294,7 @@ fn batch_norm_and_dropout_report_non_trainable_parameters() {
     let second = flat(&model.forward(&x, Mode::Train).unwrap());
     assert_ne!(first, second);
     // Two training passes were counted by the batch norm.
-    let tracked = store
-        .get("batch_normalization.num_batches_tracked")
-        .unwrap()
-        .as_tensor()
-        .to_scalar::<i64>()
-        .unwrap();
-    assert_eq!(tracked, 2);
+    assert_eq!(batches_tracked(&store, "batch_normalization"), 2);
 }
 
 #[test]

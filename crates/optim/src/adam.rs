@@ -35,11 +35,13 @@ use dl_tensor::kernels::{
 };
 use dl_tensor::{Shape, Tensor};
 
-use crate::hyper_parameters::{current_learning_rate, fraction_below_one, non_negative, positive};
+use serde::{Deserialize, Serialize};
+
+use crate::hyper_parameters::{current_learning_rate, setters, Range};
 use crate::optimizer::{
     check_state_shape, on_variable_device, state_tensor_name, variables_to_update,
 };
-use crate::{OptimError, Optimizer, OptimizerState, Result};
+use crate::{HyperParameters, OptimError, Optimizer, OptimizerState, Result};
 
 /// The state tensor holding the first moment m.
 const EXP_AVG: &str = "exp_avg";
@@ -50,7 +52,7 @@ const STEP: &str = "step";
 
 /// Hyper-parameters of [`Adam`] and [`AdamW`], set builder-style:
 /// `AdamConfig::default().learning_rate(3e-4)` for Adam, `AdamConfig::adamw()` for AdamW.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
     /// The learning rate η > 0.
     pub learning_rate: f64,
@@ -87,65 +89,32 @@ impl AdamConfig {
         }
     }
 
-    /// Sets the learning rate η.
-    pub fn learning_rate(mut self, learning_rate: f64) -> Self {
-        self.learning_rate = learning_rate;
-        self
-    }
-
     /// Sets the moment decays β1 and β2.
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
         self.beta1 = beta1;
         self.beta2 = beta2;
         self
     }
+}
 
+setters!(AdamConfig {
+    /// Sets the learning rate η.
+    learning_rate: f64,
     /// Sets ε.
-    pub fn epsilon(mut self, epsilon: f64) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
+    epsilon: f64,
     /// Sets the weight decay λ.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
+    weight_decay: f64,
+});
 
-    /// Checks every hyper-parameter's range.
-    pub fn validate(&self) -> Result<()> {
-        positive("learning_rate", self.learning_rate)?;
-        self.validate_all_but_learning_rate()
-    }
-
-    /// Checks every hyper-parameter's range but the learning rate's.
-    fn validate_all_but_learning_rate(&self) -> Result<()> {
-        fraction_below_one("beta1", self.beta1)?;
-        fraction_below_one("beta2", self.beta2)?;
-        positive("epsilon", self.epsilon)?;
-        non_negative("weight_decay", self.weight_decay)
-    }
-
-    fn write_to(&self, state: &mut OptimizerState) {
-        state.set_value("learning_rate", self.learning_rate);
-        state.set_value("beta1", self.beta1);
-        state.set_value("beta2", self.beta2);
-        state.set_value("epsilon", self.epsilon);
-        state.set_value("weight_decay", self.weight_decay);
-    }
-
-    fn read_from(state: &OptimizerState) -> Result<Self> {
-        let config = Self {
-            learning_rate: state.value("learning_rate")?,
-            beta1: state.value("beta1")?,
-            beta2: state.value("beta2")?,
-            epsilon: state.value("epsilon")?,
-            weight_decay: state.value("weight_decay")?,
-        };
-        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
-        non_negative("learning_rate", config.learning_rate)?;
-        config.validate_all_but_learning_rate()?;
-        Ok(config)
+impl HyperParameters for AdamConfig {
+    fn ranges(&self) -> Vec<(&'static str, f64, Range)> {
+        vec![
+            ("learning_rate", self.learning_rate, Range::Positive),
+            ("beta1", self.beta1, Range::FractionBelowOne),
+            ("beta2", self.beta2, Range::FractionBelowOne),
+            ("epsilon", self.epsilon, Range::Positive),
+            ("weight_decay", self.weight_decay, Range::NonNegative),
+        ]
     }
 }
 
@@ -358,37 +327,26 @@ impl AdamCore {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let mut state = OptimizerState::new(self.kind);
-        state.set_value(OptimizerState::STEPS_KEY, self.steps);
-        self.config.write_to(&mut state);
+        let mut state = OptimizerState::of(self.kind, self.steps, &self.config)?;
         for (name, moments) in &self.moments {
             state.set_value(state_tensor_name(name, STEP), moments.step);
             let (exp_avg, exp_avg_sq) = moments.buffers.tensors()?;
-            state
-                .tensors
-                .insert(state_tensor_name(name, EXP_AVG), exp_avg);
-            state
-                .tensors
-                .insert(state_tensor_name(name, EXP_AVG_SQ), exp_avg_sq);
+            state.insert_buffers(
+                name,
+                [(EXP_AVG, Some(&exp_avg)), (EXP_AVG_SQ, Some(&exp_avg_sq))],
+            );
         }
         Ok(state)
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.expect_kind(self.kind)?;
-        let config = AdamConfig::read_from(state)?;
+        let config: AdamConfig = state.config()?;
         let steps = state.value(OptimizerState::STEPS_KEY)?;
         let mut moments = BTreeMap::new();
         for (name, mut buffers) in state.buffers_by_variable(self.kind, &[EXP_AVG, EXP_AVG_SQ])? {
-            let mut take = |buffer: &str| {
-                buffers
-                    .remove(buffer)
-                    .ok_or_else(|| OptimError::MissingStateTensor {
-                        tensor: state_tensor_name(&name, buffer),
-                    })
-            };
-            let exp_avg = take(EXP_AVG)?;
-            let exp_avg_sq = take(EXP_AVG_SQ)?;
+            let exp_avg = OptimizerState::required_buffer(&mut buffers, &name, EXP_AVG)?;
+            let exp_avg_sq = OptimizerState::required_buffer(&mut buffers, &name, EXP_AVG_SQ)?;
             if exp_avg.dims() != exp_avg_sq.dims() {
                 return Err(OptimError::StateShapeMismatch {
                     tensor: state_tensor_name(&name, EXP_AVG_SQ),

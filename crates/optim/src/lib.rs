@@ -12,8 +12,6 @@
 //! - Learning-rate schedules ([`LearningRateSchedule`]): constant, step, exponential, cosine
 //!   with warm-up and reduce-on-plateau, also parsed from text ([`ScheduleSpec`]) for
 //!   command lines.
-//! - The training loop, [`Trainer`], with callbacks ([`EarlyStopping`], [`ModelCheckpoint`]),
-//!   a CSV [`History`] and live progress.
 //! - [`OptimizerState`]: everything an optimizer remembers, saved as safetensors, so that an
 //!   interrupted run resumes with bit-identical weights.
 //!
@@ -47,10 +45,10 @@ mod schedule_checkpoint;
 mod schedule_spec;
 mod sgd;
 mod state;
-mod training;
 
 pub use adam::{Adam, AdamConfig, AdamW};
 pub use error::{OptimError, Result};
+pub use hyper_parameters::{HyperParameters, Range};
 pub use optimizer::Optimizer;
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{
@@ -63,8 +61,3 @@ pub use schedule_checkpoint::{
 pub use schedule_spec::ScheduleSpec;
 pub use sgd::{Sgd, SgdConfig};
 pub use state::OptimizerState;
-pub use training::{
-    evaluate, optimizer_state_path, Callback, Control, EarlyStopping, EpochRecord, Evaluation,
-    History, IntoBatch, ModelCheckpoint, ProgressMode, Trainer, TrainingContext, TrainingError,
-    TrainingResult, CSV_HEADER,
-};

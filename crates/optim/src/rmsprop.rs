@@ -20,11 +20,13 @@ use std::collections::BTreeMap;
 use dl_autograd::Gradients;
 use dl_tensor::Tensor;
 
-use crate::hyper_parameters::{current_learning_rate, fraction_below_one, non_negative, positive};
+use serde::{Deserialize, Serialize};
+
+use crate::hyper_parameters::{current_learning_rate, setters, Range};
 use crate::optimizer::{
     check_state_shape, on_variable_device, state_tensor_name, variables_to_update,
 };
-use crate::{OptimError, Optimizer, OptimizerState, Result};
+use crate::{HyperParameters, OptimError, Optimizer, OptimizerState, Result};
 
 /// The name of RMSprop in saved state.
 const KIND: &str = "rmsprop";
@@ -37,7 +39,7 @@ const MOMENTUM_BUFFER: &str = "momentum_buffer";
 
 /// Hyper-parameters of [`RmsProp`], set builder-style:
 /// `RmsPropConfig::default().momentum(0.9).centered(true)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RmsPropConfig {
     /// The learning rate η > 0.
     pub learning_rate: f64,
@@ -68,83 +70,33 @@ impl Default for RmsPropConfig {
     }
 }
 
-impl RmsPropConfig {
+setters!(RmsPropConfig {
     /// Sets the learning rate η.
-    pub fn learning_rate(mut self, learning_rate: f64) -> Self {
-        self.learning_rate = learning_rate;
-        self
-    }
-
+    learning_rate: f64,
     /// Sets the smoothing constant α.
-    pub fn alpha(mut self, alpha: f64) -> Self {
-        self.alpha = alpha;
-        self
-    }
-
+    alpha: f64,
     /// Sets ε.
-    pub fn epsilon(mut self, epsilon: f64) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
+    epsilon: f64,
     /// Sets the weight decay λ.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-
+    weight_decay: f64,
     /// Sets the momentum μ.
-    pub fn momentum(mut self, momentum: f64) -> Self {
-        self.momentum = momentum;
-        self
-    }
-
+    momentum: f64,
     /// Turns the centered variant on or off.
-    pub fn centered(mut self, centered: bool) -> Self {
-        self.centered = centered;
-        self
-    }
+    centered: bool,
+});
 
-    /// Checks every hyper-parameter's range.
-    pub fn validate(&self) -> Result<()> {
-        positive("learning_rate", self.learning_rate)?;
-        self.validate_all_but_learning_rate()
-    }
-
-    /// Checks every hyper-parameter's range but the learning rate's.
-    fn validate_all_but_learning_rate(&self) -> Result<()> {
-        fraction_below_one("alpha", self.alpha)?;
-        positive("epsilon", self.epsilon)?;
-        non_negative("weight_decay", self.weight_decay)?;
-        fraction_below_one("momentum", self.momentum)
-    }
-
-    fn write_to(&self, state: &mut OptimizerState) {
-        state.set_value("learning_rate", self.learning_rate);
-        state.set_value("alpha", self.alpha);
-        state.set_value("epsilon", self.epsilon);
-        state.set_value("weight_decay", self.weight_decay);
-        state.set_value("momentum", self.momentum);
-        state.set_value("centered", self.centered);
-    }
-
-    fn read_from(state: &OptimizerState) -> Result<Self> {
-        let config = Self {
-            learning_rate: state.value("learning_rate")?,
-            alpha: state.value("alpha")?,
-            epsilon: state.value("epsilon")?,
-            weight_decay: state.value("weight_decay")?,
-            momentum: state.value("momentum")?,
-            centered: state.value("centered")?,
-        };
-        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
-        non_negative("learning_rate", config.learning_rate)?;
-        config.validate_all_but_learning_rate()?;
-        Ok(config)
+impl HyperParameters for RmsPropConfig {
+    fn ranges(&self) -> Vec<(&'static str, f64, Range)> {
+        vec![
+            ("learning_rate", self.learning_rate, Range::Positive),
+            ("alpha", self.alpha, Range::FractionBelowOne),
+            ("epsilon", self.epsilon, Range::Positive),
+            ("weight_decay", self.weight_decay, Range::NonNegative),
+            ("momentum", self.momentum, Range::FractionBelowOne),
+        ]
     }
 }
 
-/// The running averages of one variable.
 #[derive(Debug, Clone)]
 struct Averages {
     /// The running mean square v.
@@ -306,39 +258,28 @@ impl Optimizer for RmsProp {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let mut state = OptimizerState::new(KIND);
-        state.set_value(OptimizerState::STEPS_KEY, self.steps);
-        self.config.write_to(&mut state);
+        let mut state = OptimizerState::of(KIND, self.steps, &self.config)?;
         for (name, averages) in &self.averages {
-            let buffers = [
-                (SQUARE_AVG, Some(&averages.square_avg)),
-                (GRAD_AVG, averages.grad_avg.as_ref()),
-                (MOMENTUM_BUFFER, averages.momentum_buffer.as_ref()),
-            ];
-            for (buffer, tensor) in buffers {
-                if let Some(tensor) = tensor {
-                    state
-                        .tensors
-                        .insert(state_tensor_name(name, buffer), tensor.clone());
-                }
-            }
+            state.insert_buffers(
+                name,
+                [
+                    (SQUARE_AVG, Some(&averages.square_avg)),
+                    (GRAD_AVG, averages.grad_avg.as_ref()),
+                    (MOMENTUM_BUFFER, averages.momentum_buffer.as_ref()),
+                ],
+            );
         }
         Ok(state)
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.expect_kind(KIND)?;
-        let config = RmsPropConfig::read_from(state)?;
+        let config: RmsPropConfig = state.config()?;
         let steps = state.value(OptimizerState::STEPS_KEY)?;
         let mut averages = BTreeMap::new();
         let grouped = state.buffers_by_variable(KIND, &[SQUARE_AVG, GRAD_AVG, MOMENTUM_BUFFER])?;
         for (name, mut buffers) in grouped {
-            let square_avg =
-                buffers
-                    .remove(SQUARE_AVG)
-                    .ok_or_else(|| OptimError::MissingStateTensor {
-                        tensor: state_tensor_name(&name, SQUARE_AVG),
-                    })?;
+            let square_avg = OptimizerState::required_buffer(&mut buffers, &name, SQUARE_AVG)?;
             // The other buffers are required exactly when the configuration uses them.
             let mut take = |buffer: &str, needed: bool| match (buffers.remove(buffer), needed) {
                 (Some(tensor), true) => Ok(Some(tensor)),

@@ -163,24 +163,14 @@ impl LearningRateSchedule for StepDecay {
 }
 
 /// Multiplies the learning rate by γ every epoch (PyTorch's `ExponentialLR`):
-/// η_e = η₀ · γ^e for epoch e = 0, 1, 2, ...
+/// η_e = η₀ · γ^e for epoch e = 0, 1, 2, ... — a [`StepDecay`] whose step is one epoch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExponentialDecay {
-    base_learning_rate: f64,
-    gamma: f64,
-    epoch: usize,
-}
+pub struct ExponentialDecay(StepDecay);
 
 impl ExponentialDecay {
     /// Decay by `gamma` ∈ (0, 1] every epoch from η₀ = `base_learning_rate`.
     pub fn new(base_learning_rate: f64, gamma: f64) -> Result<Self> {
-        positive("learning_rate", base_learning_rate)?;
-        check_gamma(gamma)?;
-        Ok(Self {
-            base_learning_rate,
-            gamma,
-            epoch: 0,
-        })
+        Ok(Self(StepDecay::new(base_learning_rate, 1, gamma)?))
     }
 
     /// η_e = η₀ · γ^e.
@@ -191,27 +181,25 @@ impl ExponentialDecay {
     /// # Ok::<(), dl_optim::OptimError>(())
     /// ```
     pub fn learning_rate_at(&self, epoch: usize) -> f64 {
-        self.base_learning_rate * power(self.gamma, epoch)
+        self.0.learning_rate_at(epoch)
     }
 }
 
 impl LearningRateSchedule for ExponentialDecay {
     fn learning_rate(&self) -> f64 {
-        self.learning_rate_at(self.epoch)
+        self.0.learning_rate()
     }
 
-    fn after_epoch(&mut self, _validation_metric: Option<f64>) -> Result<()> {
-        self.epoch += 1;
-        Ok(())
+    fn after_epoch(&mut self, validation_metric: Option<f64>) -> Result<()> {
+        self.0.after_epoch(validation_metric)
     }
 
     fn state(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([("epoch".to_string(), self.epoch.to_string())])
+        self.0.state()
     }
 
     fn load_state(&mut self, values: &BTreeMap<String, String>) -> Result<()> {
-        self.epoch = parse_value(values, "epoch")?;
-        Ok(())
+        self.0.load_state(values)
     }
 }
 

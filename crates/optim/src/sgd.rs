@@ -20,13 +20,11 @@ use std::collections::BTreeMap;
 use dl_autograd::Gradients;
 use dl_tensor::Tensor;
 
-use crate::hyper_parameters::{
-    current_learning_rate, fraction, fraction_below_one, non_negative, positive,
-};
-use crate::optimizer::{
-    check_state_shape, on_variable_device, state_tensor_name, variables_to_update,
-};
-use crate::{OptimError, Optimizer, OptimizerState, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::hyper_parameters::{current_learning_rate, setters, Range};
+use crate::optimizer::{check_state_shape, on_variable_device, variables_to_update};
+use crate::{HyperParameters, OptimError, Optimizer, OptimizerState, Result};
 
 /// The name of SGD in saved state.
 const KIND: &str = "sgd";
@@ -35,7 +33,7 @@ const MOMENTUM_BUFFER: &str = "momentum_buffer";
 
 /// Hyper-parameters of [`Sgd`], set builder-style:
 /// `SgdConfig::new(0.1).momentum(0.9).nesterov(true)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SgdConfig {
     /// The learning rate η > 0.
     pub learning_rate: f64,
@@ -67,48 +65,33 @@ impl SgdConfig {
             weight_decay: 0.0,
         }
     }
+}
 
+setters!(SgdConfig {
     /// Sets the learning rate η.
-    pub fn learning_rate(mut self, learning_rate: f64) -> Self {
-        self.learning_rate = learning_rate;
-        self
-    }
-
+    learning_rate: f64,
     /// Sets the momentum μ.
-    pub fn momentum(mut self, momentum: f64) -> Self {
-        self.momentum = momentum;
-        self
-    }
-
+    momentum: f64,
     /// Sets the dampening τ.
-    pub fn dampening(mut self, dampening: f64) -> Self {
-        self.dampening = dampening;
-        self
-    }
-
+    dampening: f64,
     /// Turns Nesterov momentum on or off.
-    pub fn nesterov(mut self, nesterov: bool) -> Self {
-        self.nesterov = nesterov;
-        self
-    }
-
+    nesterov: bool,
     /// Sets the weight decay λ.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
+    weight_decay: f64,
+});
+
+impl HyperParameters for SgdConfig {
+    fn ranges(&self) -> Vec<(&'static str, f64, Range)> {
+        vec![
+            ("learning_rate", self.learning_rate, Range::Positive),
+            ("momentum", self.momentum, Range::FractionBelowOne),
+            ("dampening", self.dampening, Range::Fraction),
+            ("weight_decay", self.weight_decay, Range::NonNegative),
+        ]
     }
 
-    /// Checks every hyper-parameter's range, and that Nesterov momentum has μ > 0 and τ = 0.
-    pub fn validate(&self) -> Result<()> {
-        positive("learning_rate", self.learning_rate)?;
-        self.validate_all_but_learning_rate()
-    }
-
-    /// Checks every hyper-parameter's range but the learning rate's.
-    fn validate_all_but_learning_rate(&self) -> Result<()> {
-        fraction_below_one("momentum", self.momentum)?;
-        fraction("dampening", self.dampening)?;
-        non_negative("weight_decay", self.weight_decay)?;
+    /// Nesterov momentum needs μ > 0 and τ = 0.
+    fn check_combinations(&self) -> Result<()> {
         if self.nesterov && !(self.momentum > 0.0 && self.dampening == 0.0) {
             return Err(OptimError::BadHyperParameter {
                 name: "nesterov",
@@ -120,28 +103,6 @@ impl SgdConfig {
             });
         }
         Ok(())
-    }
-
-    fn write_to(&self, state: &mut OptimizerState) {
-        state.set_value("learning_rate", self.learning_rate);
-        state.set_value("momentum", self.momentum);
-        state.set_value("dampening", self.dampening);
-        state.set_value("nesterov", self.nesterov);
-        state.set_value("weight_decay", self.weight_decay);
-    }
-
-    fn read_from(state: &OptimizerState) -> Result<Self> {
-        let config = Self {
-            learning_rate: state.value("learning_rate")?,
-            momentum: state.value("momentum")?,
-            dampening: state.value("dampening")?,
-            nesterov: state.value("nesterov")?,
-            weight_decay: state.value("weight_decay")?,
-        };
-        // A schedule may have annealed the rate to exactly 0 by the time the state was saved.
-        non_negative("learning_rate", config.learning_rate)?;
-        config.validate_all_but_learning_rate()?;
-        Ok(config)
     }
 }
 
@@ -257,20 +218,16 @@ impl Optimizer for Sgd {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let mut state = OptimizerState::new(KIND);
-        state.set_value(OptimizerState::STEPS_KEY, self.steps);
-        self.config.write_to(&mut state);
+        let mut state = OptimizerState::of(KIND, self.steps, &self.config)?;
         for (name, buffer) in &self.momentum_buffers {
-            state
-                .tensors
-                .insert(state_tensor_name(name, MOMENTUM_BUFFER), buffer.clone());
+            state.insert_buffers(name, [(MOMENTUM_BUFFER, Some(buffer))]);
         }
         Ok(state)
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.expect_kind(KIND)?;
-        let config = SgdConfig::read_from(state)?;
+        let config: SgdConfig = state.config()?;
         let steps = state.value(OptimizerState::STEPS_KEY)?;
         let momentum_buffers = state
             .buffers_by_variable(KIND, &[MOMENTUM_BUFFER])?

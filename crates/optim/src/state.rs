@@ -18,21 +18,24 @@ use dl_tensor::candle_core::safetensors::Load;
 use dl_tensor::{Device, Tensor};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
-use crate::{OptimError, Result};
+use crate::{HyperParameters, OptimError, Result};
 
 /// The metadata key marking a safetensors file as optimizer state (reserved: [`OptimizerState::save`]
 /// writes it and [`OptimizerState::load`] removes it).
 const FORMAT_KEY: &str = "format";
-/// The value of [`FORMAT_KEY`] this version writes and reads.
-const FORMAT: &str = "dl-optim optimizer state 1";
+/// The value of [`FORMAT_KEY`] this version writes: hyper-parameters as one JSON entry.
+const FORMAT: &str = "dl-optim optimizer state 2";
+/// The first format, still read: one text entry per hyper-parameter.
+const FORMAT_1: &str = "dl-optim optimizer state 1";
 
 /// The complete state of an optimizer: per-variable buffers and text values.
 ///
 /// Tensors are named `<variable>.<buffer>` (`hidden.weight.exp_avg`). Values always include
-/// `kind` (`sgd`, `adam`, `adamw`, `rmsprop`) and `steps` (how many times `step` ran), plus the
-/// hyper-parameters and per-variable counters; a training loop may add its own values (the
-/// epoch, say) under other keys, which optimizers ignore. Numbers are written with Rust's
-/// shortest round-trip formatting, so an `f64` reads back bit for bit.
+/// `kind` (`sgd`, `adam`, `adamw`, `rmsprop`), `steps` (how many times `step` ran) and `config`
+/// (the hyper-parameters as JSON, see [`HyperParameters`]), plus per-variable counters; a
+/// training loop may add its own values (the epoch, say) under other keys, which optimizers
+/// ignore. Numbers are written with Rust's shortest round-trip formatting, so an `f64` reads
+/// back bit for bit.
 ///
 /// ```
 /// use dl_optim::OptimizerState;
@@ -64,12 +67,23 @@ impl OptimizerState {
     pub const KIND_KEY: &'static str = "kind";
     /// The key of the number of steps taken.
     pub const STEPS_KEY: &'static str = "steps";
+    /// The key of the hyper-parameters, as JSON.
+    pub const CONFIG_KEY: &'static str = "config";
 
     /// An empty state of the given optimizer kind.
     pub fn new(kind: &str) -> Self {
         let mut state = Self::default();
         state.set_value(Self::KIND_KEY, kind);
         state
+    }
+
+    /// The state of an optimizer of `kind` that has taken `steps` steps with `config`, before
+    /// its per-variable buffers are added.
+    pub fn of<C: HyperParameters>(kind: &str, steps: u64, config: &C) -> Result<Self> {
+        let mut state = Self::new(kind);
+        state.set_value(Self::STEPS_KEY, steps);
+        state.set_config(config)?;
+        Ok(state)
     }
 
     /// The optimizer kind recorded in the state, if any.
@@ -91,14 +105,121 @@ impl OptimizerState {
         }
     }
 
-    /// Stores `value` as text under `key`.
+    /// Stores `value` as text under `key`; a key that names one of the stored hyper-parameters
+    /// (see [`OptimizerState::set_config`]) changes that hyper-parameter.
     pub fn set_value(&mut self, key: impl Into<String>, value: impl Display) {
-        self.values.insert(key.into(), value.to_string());
+        let (key, text) = (key.into(), value.to_string());
+        if let Some(mut config) = self.config_fields() {
+            if let Some(field) = config.get_mut(&key) {
+                *field = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+                self.store_config_fields(config);
+                return;
+            }
+        }
+        self.values.insert(key, text);
     }
 
-    /// Reads the value under `key` as a `T` (`f64`, `u64`, `bool`, ...).
+    /// Removes the value under `key` (a hyper-parameter or any other value).
+    pub fn remove_value(&mut self, key: &str) {
+        if let Some(mut config) = self.config_fields() {
+            if config.remove(key).is_some() {
+                self.store_config_fields(config);
+                return;
+            }
+        }
+        self.values.remove(key);
+    }
+
+    /// Reads the value under `key` as a `T` (`f64`, `u64`, `bool`, ...): a value of its own, or
+    /// one of the stored hyper-parameters.
     pub fn value<T: FromStr>(&self, key: &str) -> Result<T> {
+        if !self.values.contains_key(key) {
+            if let Some(field) = self
+                .config_fields()
+                .and_then(|mut config| config.remove(key))
+            {
+                let text = match field {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                return text.parse().map_err(|_| OptimError::BadStateValue {
+                    key: key.to_string(),
+                    value: text,
+                    expected: std::any::type_name::<T>(),
+                });
+            }
+        }
         parse_value(&self.values, key)
+    }
+
+    /// Stores the hyper-parameters `config` as JSON under [`OptimizerState::CONFIG_KEY`].
+    pub fn set_config<C: HyperParameters>(&mut self, config: &C) -> Result<()> {
+        let json = serde_json::to_string(config).map_err(|error| OptimError::BadStateValue {
+            key: Self::CONFIG_KEY.to_string(),
+            value: error.to_string(),
+            expected: "hyper-parameters that encode as JSON",
+        })?;
+        self.values.insert(Self::CONFIG_KEY.to_string(), json);
+        Ok(())
+    }
+
+    /// The hyper-parameters, checked with [`HyperParameters::validate_saved`]: from the JSON
+    /// entry, or, in a state of the first format, from one text entry per hyper-parameter. A
+    /// missing or unreadable one is an error naming it.
+    pub fn config<C: HyperParameters>(&self) -> Result<C> {
+        let template = serde_json::to_value(C::default()).unwrap_or_default();
+        let stored = self.config_fields();
+        let mut fields = serde_json::Map::new();
+        for (name, example) in template.as_object().into_iter().flatten() {
+            let field = match &stored {
+                Some(config) => config.get(name).cloned(),
+                // The first format: numbers and booleans as Rust wrote them, which JSON reads.
+                None => self.values.get(name).map(|text| {
+                    serde_json::from_str(text)
+                        .unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+                }),
+            };
+            let field = field.ok_or_else(|| OptimError::MissingStateValue { key: name.clone() })?;
+            let same_kind = (example.is_number() && field.is_number())
+                || (example.is_boolean() && field.is_boolean());
+            if !same_kind {
+                return Err(OptimError::BadStateValue {
+                    key: name.clone(),
+                    value: field.to_string(),
+                    expected: if example.is_boolean() {
+                        "true or false"
+                    } else {
+                        "a number"
+                    },
+                });
+            }
+            fields.insert(name.clone(), field);
+        }
+        let config: C =
+            serde_json::from_value(serde_json::Value::Object(fields)).map_err(|error| {
+                OptimError::BadStateValue {
+                    key: Self::CONFIG_KEY.to_string(),
+                    value: error.to_string(),
+                    expected: std::any::type_name::<C>(),
+                }
+            })?;
+        config.validate_saved()?;
+        Ok(config)
+    }
+
+    /// The fields of the JSON hyper-parameters entry, if there is a readable one.
+    fn config_fields(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_str(self.values.get(Self::CONFIG_KEY)?) {
+            Ok(serde_json::Value::Object(fields)) => Some(fields),
+            _ => None,
+        }
+    }
+
+    fn store_config_fields(&mut self, fields: serde_json::Map<String, serde_json::Value>) {
+        self.values.insert(
+            Self::CONFIG_KEY.to_string(),
+            serde_json::Value::Object(fields).to_string(),
+        );
     }
 
     /// The tensor called `name`.
@@ -107,6 +228,37 @@ impl OptimizerState {
             .get(name)
             .ok_or_else(|| OptimError::MissingStateTensor {
                 tensor: name.to_string(),
+            })
+    }
+
+    /// Adds the buffers of `variable` that exist (`Some`), as `<variable>.<buffer>` tensors:
+    /// how every optimizer saves its per-variable state.
+    pub(crate) fn insert_buffers<'t>(
+        &mut self,
+        variable: &str,
+        buffers: impl IntoIterator<Item = (&'static str, Option<&'t Tensor>)>,
+    ) {
+        for (buffer, tensor) in buffers {
+            if let Some(tensor) = tensor {
+                self.tensors.insert(
+                    crate::optimizer::state_tensor_name(variable, buffer),
+                    tensor.clone(),
+                );
+            }
+        }
+    }
+
+    /// Takes the buffer `buffer` of `variable` out of its group (see `buffers_by_variable`); a
+    /// missing one is an error naming the tensor.
+    pub(crate) fn required_buffer(
+        buffers: &mut BTreeMap<&'static str, Tensor>,
+        variable: &str,
+        buffer: &str,
+    ) -> Result<Tensor> {
+        buffers
+            .remove(buffer)
+            .ok_or_else(|| OptimError::MissingStateTensor {
+                tensor: crate::optimizer::state_tensor_name(variable, buffer),
             })
     }
 
@@ -157,9 +309,9 @@ impl OptimizerState {
             .collect();
         let mut metadata = self.values.clone();
         metadata.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
-        let bytes = dl_nn::encode_safetensors(&tensors, &metadata)
+        let bytes = dl_tensor::encode_safetensors(&tensors, &metadata)
             .map_err(|error| file_error(format!("cannot encode it as safetensors: {error}")))?;
-        dl_nn::write_atomically(path, &bytes)
+        dl_tensor::write_atomically(path, &bytes)
             .map_err(|error| file_error(format!("cannot write it: {error}")))
     }
 
@@ -198,7 +350,7 @@ impl OptimizerState {
             .into_iter()
             .collect();
         match values.remove(FORMAT_KEY) {
-            Some(format) if format == FORMAT => {}
+            Some(format) if format == FORMAT || format == FORMAT_1 => {}
             Some(format) => {
                 return Err(file_error(format!(
                     "its format is '{format}', but this version reads '{FORMAT}'"

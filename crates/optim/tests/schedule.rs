@@ -8,8 +8,16 @@ use dl_optim::{
     PlateauMode, ReduceOnPlateau, ScheduleSpec, Sgd, SgdConfig, StepDecay, ThresholdMode,
 };
 
+/// Whether `actual` is within 1e-12 · max(1, |expected|) of `expected`.
 fn close(actual: f64, expected: f64) -> bool {
     (actual - expected).abs() <= 1e-12 * expected.abs().max(1.0)
+}
+
+/// Records each metric in turn and asserts the learning rate `record` returns for it.
+fn assert_records(schedule: &mut ReduceOnPlateau, metrics_and_rates: &[(f64, f64)]) {
+    for (epoch, &(metric, expected)) in metrics_and_rates.iter().enumerate() {
+        assert_eq!(schedule.record(metric), expected, "epoch {epoch}");
+    }
 }
 
 #[test]
@@ -91,11 +99,21 @@ fn plateau_reduces_after_patience() -> Result<(), OptimError> {
         ..PlateauConfig::default()
     };
     let mut schedule = ReduceOnPlateau::new(1.0, config)?;
-    let metrics = [5.0, 4.0, 4.0, 4.0, 4.0, 3.0, 3.5, 3.5, 3.5, 3.5];
-    let expected = [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25];
-    for (epoch, (metric, expected)) in metrics.into_iter().zip(expected).enumerate() {
-        assert_eq!(schedule.record(metric), expected, "epoch {epoch}");
-    }
+    assert_records(
+        &mut schedule,
+        &[
+            (5.0, 1.0),
+            (4.0, 1.0),
+            (4.0, 1.0),
+            (4.0, 1.0),
+            (4.0, 0.5),
+            (3.0, 0.5),
+            (3.5, 0.5),
+            (3.5, 0.5),
+            (3.5, 0.25),
+            (3.5, 0.25),
+        ],
+    );
     assert_eq!(schedule.best(), 3.0);
     Ok(())
 }
@@ -133,18 +151,18 @@ fn plateau_threshold_cooldown_and_minimum() -> Result<(), OptimError> {
 
     // Max mode with an absolute threshold: accuracy must rise by more than 0.01.
     let config = PlateauConfig {
+        patience: 1,
+        factor: 0.5,
         mode: PlateauMode::Max,
         threshold_mode: ThresholdMode::Absolute,
         threshold: 0.01,
-        patience: 1,
-        factor: 0.5,
         ..PlateauConfig::default()
     };
     let mut schedule = ReduceOnPlateau::new(0.2, config)?;
-    assert_eq!(schedule.record(0.80), 0.2);
-    assert_eq!(schedule.record(0.805), 0.2);
-    assert_eq!(schedule.record(0.809), 0.1);
-    assert_eq!(schedule.record(0.85), 0.1);
+    assert_records(
+        &mut schedule,
+        &[(0.80, 0.2), (0.805, 0.2), (0.809, 0.1), (0.85, 0.1)],
+    );
     assert_eq!(schedule.best(), 0.85);
     Ok(())
 }

@@ -405,7 +405,7 @@ fn missing_or_unexpected_content_is_an_error() -> TestResult {
     ));
 
     let mut missing_value = state.clone();
-    missing_value.values.remove("alpha");
+    missing_value.remove_value("alpha");
     assert!(matches!(
         RmsProp::new(RmsPropConfig::default())?.load_state(&missing_value),
         Err(OptimError::MissingStateValue { ref key }) if key == "alpha"
@@ -498,5 +498,67 @@ fn broken_files_are_errors_not_panics() -> TestResult {
         .load_state_file(&directory.path().join("cut-data"))
         .unwrap_err();
     assert!(matches!(error, OptimError::StateFile { .. }), "{error:?}");
+    Ok(())
+}
+
+#[test]
+fn a_state_of_the_first_format_still_resumes() -> TestResult {
+    // The first format kept one text entry per hyper-parameter (format "dl-optim optimizer
+    // state 1"); the second keeps them as one JSON entry. A file of the first format, written
+    // here as that version wrote it, resumes as exactly as a new one.
+    let directory = tempfile::tempdir()?;
+    let old = directory.path().join("old.safetensors");
+    let uninterrupted = Model::new(DType::F64);
+    let mut optimizer = AdamW::new(AdamConfig::adamw().learning_rate(0.01).betas(0.8, 0.99))?;
+    for step in 1..=5 {
+        uninterrupted.step(&mut optimizer, step);
+    }
+
+    let interrupted = Model::new(DType::F64);
+    let mut first_half = AdamW::new(AdamConfig::adamw().learning_rate(0.01).betas(0.8, 0.99))?;
+    for step in 1..=2 {
+        interrupted.step(&mut first_half, step);
+    }
+    let state = first_half.state()?;
+    let mut metadata: std::collections::BTreeMap<String, String> = state
+        .values
+        .iter()
+        .filter(|(key, _)| key.as_str() != OptimizerState::CONFIG_KEY)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    for (key, value) in [
+        ("learning_rate", "0.01"),
+        ("beta1", "0.8"),
+        ("beta2", "0.99"),
+        ("epsilon", "0.00000001"),
+        ("weight_decay", "0.01"),
+        ("format", "dl-optim optimizer state 1"),
+    ] {
+        metadata.insert(key.to_string(), value.to_string());
+    }
+    let tensors: Vec<(String, Tensor)> = state
+        .tensors
+        .iter()
+        .map(|(name, tensor)| (name.clone(), tensor.clone()))
+        .collect();
+    std::fs::write(&old, dl_tensor::encode_safetensors(&tensors, &metadata)?)?;
+
+    let mut resumed = AdamW::new(AdamConfig::adamw())?;
+    resumed.load_state_file(&old)?;
+    assert_eq!(resumed.config(), optimizer.config());
+    for step in 3..=5 {
+        interrupted.step(&mut resumed, step);
+    }
+    assert_eq!(interrupted.bits(), uninterrupted.bits());
+
+    // Saved again, it is written in the current format, with the hyper-parameters as JSON.
+    let new = directory.path().join("new.safetensors");
+    resumed.save_state_file(&new)?;
+    let reread = OptimizerState::load(&new)?;
+    assert_eq!(
+        reread.values[OptimizerState::CONFIG_KEY],
+        r#"{"learning_rate":0.01,"beta1":0.8,"beta2":0.99,"epsilon":1e-8,"weight_decay":0.01}"#
+    );
+    assert_eq!(reread.value::<f64>("beta1")?, 0.8);
     Ok(())
 }

@@ -22,6 +22,7 @@ mod error;
 mod helpers;
 pub mod kernels;
 mod rng;
+mod safetensors_file;
 pub mod threads;
 
 pub use candle_core;
@@ -30,3 +31,4 @@ pub use device::DeviceChoice;
 pub use error::{Result, TensorError};
 pub use helpers::{accuracy, argmax, one_hot};
 pub use rng::SeededRng;
+pub use safetensors_file::{encode_safetensors, write_atomically};

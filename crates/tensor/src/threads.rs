@@ -130,3 +130,17 @@ pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     // caller is outside it; the second closure has nothing to do.
     rayon::join(work, || ()).0
 }
+
+/// A program's whole run, as both apps do it: the thread plan for `requested` (set before any
+/// tensor operation starts a pool), then `work` on a thread of the compute pool. An error is
+/// printed as `error: …` with its causes (`{:#}`), and the process exits with status 1.
+pub fn run_program<E: std::fmt::Display + Send>(
+    requested: Option<usize>,
+    work: impl FnOnce() -> Result<(), E> + Send,
+) {
+    configure(requested);
+    if let Err(error) = on_compute_threads(work) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -11,7 +11,8 @@
 use anyhow::Result;
 use dl_autograd::Gradients;
 use dl_data::{BatchLoader, ImageSet};
-use dl_nn::{cross_entropy, Activation, Layer, Mode, Sequential, VarStore};
+use dl_models::{ImageModel, ImageRecipe};
+use dl_nn::{cross_entropy, Layer, Mode, Sequential, VarStore};
 use dl_optim::{Adam, AdamConfig, Optimizer};
 use dl_tensor::{accuracy, DType, Device, Var};
 
@@ -29,16 +30,12 @@ struct CourseCnn {
 }
 
 impl CourseCnn {
-    /// A freshly initialised model (seed 0) with Adam at learning rate 1e-3.
+    /// A freshly initialised model of the zoo (seed 0) with Adam at learning rate 1e-3. Its
+    /// final softmax is left to the loss, as the baseline's logits are.
     fn new() -> Result<Self> {
         let store = VarStore::new(&Device::Cpu, DType::F32, 0);
-        let model = Sequential::builder(&store.root(), &[1, 28, 28])
-            .conv2d(32, 3, Activation::Relu)?
-            .max_pool2d(2)?
-            .flatten()?
-            .dense(128, Activation::Relu)?
-            .dense(10, Activation::Identity)?
-            .build();
+        let model =
+            ImageRecipe::new(ImageModel::CourseCnn, dl_data::ImageDataset::Mnist).build(&store)?;
         Ok(Self {
             model,
             variables: store.trainable_variables(),

@@ -10,9 +10,8 @@
 
 use anyhow::{Context, Result};
 use dl_autograd::Gradients;
-use dl_nn::{
-    cross_entropy, softmax, Dense, Embedding, Layer, Lstm, LstmConfig, LstmState, Mode, VarStore,
-};
+use dl_models::{TextModel, TextModelConfig};
+use dl_nn::{cross_entropy, softmax, LstmState, Mode, VarStore};
 use dl_optim::{Adam, AdamConfig, Optimizer};
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
 
@@ -25,43 +24,41 @@ const BATCH: usize = 32;
 const SEQUENCE: usize = 100;
 const TEXT_LENGTH: usize = 200_000;
 
-/// Embedding → LSTM → Dense, with its variables.
+/// The zoo's language model (Embedding → LSTM → Dense, one layer, no dropout), with its
+/// variables.
 struct CharLstm {
-    embedding: Embedding,
-    lstm: Lstm,
-    head: Dense,
+    model: TextModel,
     variables: Vec<(String, Var)>,
 }
 
 impl CharLstm {
     fn new(hidden: usize) -> Result<Self> {
         let store = VarStore::new(&Device::Cpu, DType::F32, 0);
-        let root = store.root();
-        let embedding = Embedding::new(&root.sub("embedding"), VOCABULARY, EMBEDDING)?;
-        let lstm = Lstm::new(&root.sub("lstm"), LstmConfig::new(EMBEDDING, hidden))?;
-        let head = Dense::new(&root.sub("head"), hidden, VOCABULARY)?;
+        let model = TextModel::new(
+            &store,
+            TextModelConfig {
+                vocab_size: VOCABULARY,
+                embedding: EMBEDDING,
+                hidden,
+                layers: 1,
+                dropout: 0.0,
+            },
+        )?;
         Ok(Self {
-            embedding,
-            lstm,
-            head,
+            model,
             variables: store.trainable_variables(),
         })
     }
 
     /// Next-character logits `(batch, steps, 65)` for ids `(batch, steps)`.
     fn logits(&self, ids: &Tensor) -> Result<Tensor> {
-        let (outputs, _) = self
-            .lstm
-            .forward_embedded(&self.embedding, ids, None, Mode::Train)?;
-        Ok(self.head.forward(&outputs, Mode::Train)?)
+        Ok(self.model.forward_with_state(ids, None, Mode::Train)?.0)
     }
 
     /// One generation step: the logits `(1, 65)` after `token`, and the next state.
     fn step(&self, token: u32, state: &LstmState) -> Result<(Tensor, LstmState)> {
         let ids = Tensor::new(&[token], &Device::Cpu)?;
-        let embedded = self.embedding.forward(&ids, Mode::Eval)?;
-        let (hidden, state) = self.lstm.step(&embedded, state)?;
-        Ok((self.head.forward(&hidden, Mode::Eval)?, state))
+        Ok(self.model.step(&ids, state)?)
     }
 }
 
@@ -119,7 +116,7 @@ pub fn train_and_sample(bench: &mut Bench) -> Result<()> {
         let tokens = bench.settings.sample_tokens();
         let mut sampler = SeededRng::new(11);
         let sample = || -> Result<()> {
-            let (mut token, mut state) = (0u32, model.lstm.zero_state(1)?);
+            let (mut token, mut state) = (0u32, model.model.zero_state(1)?);
             for _ in 0..tokens {
                 let (logits, next) = model.step(token, &state)?;
                 // Cut the graph each step (PyTorch's no_grad): generation needs no gradients.

@@ -4,7 +4,8 @@
 //! Workloads (see the baseline for their exact definitions): `gemm` (fp32 matrix products),
 //! `cnn` (train steps at batch 32 and 128, inference at 1000), `lstm` (train and sampling
 //! tokens/s for H = 128 and 256), `epochs N` (whole MNIST epochs with test accuracy), `all`
-//! (gemm, cnn and lstm, as the baseline's `all`). Each result is one JSON line on stdout, with
+//! (gemm, cnn and lstm, as the baseline's `all`); `kernels` times dl-tensor's kernels against
+//! plain Candle, layer by layer. Each result is one JSON line on stdout, with
 //! the baseline's field names plus `peak_rss_mib` (the process's peak resident memory so far);
 //! progress and a summary table go to stderr. `compare OURS PYTORCH` puts two result files side
 //! by side.
@@ -16,6 +17,7 @@
 mod cnn;
 pub mod compare;
 mod gemm;
+mod kernels;
 mod lstm;
 pub mod measure;
 
@@ -64,6 +66,15 @@ enum What {
     },
     /// gemm, cnn and lstm (the baseline's `all`; epochs are separate).
     All,
+    /// Each layer's forward and backward pass, the Adam step and a CNN train step, with
+    /// dl-tensor's kernels and with plain Candle operations (no PyTorch counterpart).
+    Kernels {
+        /// Only the benchmarks whose names contain one of these (e.g. conv, lstm, adam).
+        filters: Vec<String>,
+        /// Skip the plain-Candle runs (to profile the kernels).
+        #[arg(long)]
+        kernels_only: bool,
+    },
     /// Print two result files side by side with the ratio first/second.
     Compare {
         /// Our results (`cargo xtask bench all > ours.jsonl`).
@@ -251,6 +262,13 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
         },
         quick: options.quick,
     };
+    if let What::Kernels {
+        filters,
+        kernels_only,
+    } = &what
+    {
+        return dl_tensor::threads::on_compute_threads(|| kernels::run(filters, *kernels_only));
+    }
     let needs_images = matches!(what, What::Cnn | What::Epochs { .. } | What::All);
     let source = if needs_images {
         Some(image_source(&options)?)
@@ -310,7 +328,7 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
                 cnn::train_and_infer(&mut bench)?;
                 lstm::train_and_sample(&mut bench)?;
             }
-            What::Compare { .. } => unreachable!("handled above"),
+            What::Compare { .. } | What::Kernels { .. } => unreachable!("handled above"),
         }
         Ok(())
     })?;

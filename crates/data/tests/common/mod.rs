@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 server on 127.0.0.1 for the download tests: each path gets a behaviour (serve,
+//! What the data tests share: synthetic IDX files ([`idx_bytes`], [`gzip`]), and a small
+//! HTTP/1.1 server on 127.0.0.1 for the download tests: each path gets a behaviour (serve,
 //! 404, cut the body short, drop the first connections, Hub-style file) and every request is
 //! counted. One request per connection (`Connection: close`), one thread per connection.
 
@@ -10,6 +11,35 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// The bytes of an IDX file: magic 0x0000_08dd (dd = number of dims), big-endian sizes, data.
+pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for size in dims {
+        bytes.extend_from_slice(&size.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// `bytes` compressed with gzip at the given level.
+pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The text of Tiny Shakespeare from `../shared/datasets`, or None (with a note) when this
+/// machine does not have it.
+pub fn tiny_shakespeare() -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/datasets/tinyshakespeare/input.txt");
+    if !path.exists() {
+        println!("skipping: ../shared/datasets not found");
+        return None;
+    }
+    Some(dl_data::read_corpus(&path).unwrap())
+}
 
 /// What the server does for one path.
 #[derive(Clone, Debug)]

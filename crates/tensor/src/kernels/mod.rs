@@ -19,6 +19,9 @@
 //! | [`batch_norm`] | batch normalisation with the batch's statistics, per-channel sums over contiguous runs | `dl_nn::BatchNorm` in training |
 //! | [`linear`] | y = x Wᵀ + b in one operation, ∂L/∂W from one product in W's layout | `dl_nn::Dense` |
 //! | [`lstm_cell`] | the gate arithmetic of one LSTM time step, forward and backward | `dl_nn::Lstm` |
+//! | [`fast_math`] | e^x, σ and tanh as vectorisable polynomials | `gate_math`, `dl_nn::LstmInference` |
+//! | [`matvec`] | a matrix packed in 64-row blocks for matrix-vector products | `dl_nn::LstmInference`, `DenseInference` |
+//! | `packed_gemm` | W_hh packed once per sequence for the recurrence's matrix products | [`lstm_sequence`] |
 //!
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
 //! can check them); on a GPU, or in another dtype, the callers use Candle's own operations.
@@ -42,18 +45,20 @@
 //! kernels::set_enabled(true);
 //! ```
 //!
-//! `crates/optim/examples/kernel_timing.rs` times each kernel against the plain path.
+//! `cargo xtask bench kernels` times each kernel against the plain path.
 
 pub mod adam;
 pub mod batch_norm;
 pub mod bias;
 pub mod conv2d;
 pub mod cross_entropy;
+pub mod fast_math;
 mod gate_math;
 mod gemm;
 pub mod linear;
 pub mod lstm_cell;
 pub mod lstm_sequence;
+pub mod matvec;
 pub mod max_pool2d;
 mod packed_gemm;
 mod slices;
@@ -127,7 +132,7 @@ pub trait Real: candle_core::WithDType + std::ops::Neg<Output = Self> + num_like
     /// e^x.
     fn exp(self) -> Self;
     /// e^x computed so that a loop of it vectorises: in `f32` a polynomial within 2 units in the
-    /// last place (`gate_math::exp_f32`), in `f64` the same as [`Real::exp`].
+    /// last place (`fast_math::exp_f32`), in `f64` the same as [`Real::exp`].
     fn fast_exp(self) -> Self;
     /// √x.
     fn sqrt(self) -> Self;
@@ -171,7 +176,7 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32, F32, gate_math::exp_f32);
+impl_real!(f32, F32, fast_math::exp_f32);
 impl_real!(f64, F64, f64::exp);
 
 /// Runs `$body` with `$T` bound to the element type of `$dtype` (`f32` or `f64`), or returns an

@@ -9,7 +9,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::EpochRecord;
+use crate::EpochRecord;
 
 /// How the training loop reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,18 +83,21 @@ impl EpochProgress {
         }
     }
 
-    /// Reports that `batch` batches and `examples` examples are done, with running means.
+    /// Reports that `batch` batches and `examples` examples are done, with running means (the
+    /// step's own metrics among them).
     pub(crate) fn update(
         &mut self,
         batch: usize,
         examples: usize,
         loss: f64,
         accuracy: Option<f64>,
+        metrics: &[(&str, f64)],
     ) {
         let throughput = examples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         let accuracy_text =
             accuracy.map_or(String::new(), |value| format!(" acc {:.2}%", 100.0 * value));
-        let message = format!("loss {loss:.4}{accuracy_text} {throughput:.0} ex/s");
+        let metrics_text = metrics_text(metrics.iter().copied());
+        let message = format!("loss {loss:.4}{accuracy_text}{metrics_text} {throughput:.0} ex/s");
         match (&self.bar, self.mode) {
             (Some(bar), _) => {
                 bar.set_position(batch as u64);
@@ -136,8 +139,14 @@ impl EpochProgress {
                 percent(record.validation_accuracy)
             )
         });
+        let metrics = metrics_text(
+            record
+                .metrics
+                .iter()
+                .map(|(name, value)| (name.as_str(), *value)),
+        );
         println!(
-            "epoch {}/{}: loss {:.4}{}{validation} | lr {:.2e} | {:.1}s ({:.0} ex/s)",
+            "epoch {}/{}: loss {:.4}{}{metrics}{validation} | lr {:.2e} | {:.1}s ({:.0} ex/s)",
             record.epoch,
             self.last_epoch,
             record.train_loss,
@@ -147,4 +156,11 @@ impl EpochProgress {
             record.examples_per_second
         );
     }
+}
+
+/// A step's own metrics as ` name value` pairs (empty for none).
+fn metrics_text<'a>(metrics: impl Iterator<Item = (&'a str, f64)>) -> String {
+    metrics
+        .map(|(name, value)| format!(" {name} {value:.4}"))
+        .collect()
 }

@@ -1,15 +1,22 @@
 //! Behaviour of the training loop: it learns (XOR, two moons), stops early, keeps checkpoints,
 //! stops cleanly on a NaN loss, writes its history and resumes exactly.
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::assert_same_weights;
 
 use dl_nn::{Activation, Layer, Loss, Sequential, VarStore};
 use dl_optim::{
-    evaluate, restore_schedule, Adam, AdamConfig, Callback, Control, EarlyStopping, EpochRecord,
-    History, ModelCheckpoint, Optimizer, ProgressMode, ScheduleResume, ScheduleSpec, Sgd,
-    SgdConfig, Trainer, TrainingContext, TrainingError, TrainingResult, SCHEDULE_KEY,
+    restore_schedule, Adam, AdamConfig, Optimizer, ScheduleResume, ScheduleSpec, Sgd, SgdConfig,
+    SCHEDULE_KEY,
 };
 use dl_tensor::{DType, Device, SeededRng, Tensor};
+use dl_train::{
+    evaluate, Callback, Control, EarlyStopping, EpochRecord, History, ModelCheckpoint,
+    ProgressMode, Trainer, TrainingContext, TrainingError, TrainingResult,
+};
 
 fn mlp(store: &VarStore, hidden: usize) -> Sequential {
     Sequential::builder(&store.root(), &[2])
@@ -308,11 +315,8 @@ struct Run<'a> {
 struct Interrupt(usize);
 
 impl Callback for Interrupt {
-    fn on_epoch_end(
-        &mut self,
-        record: &EpochRecord,
-        _context: &TrainingContext<'_>,
-    ) -> TrainingResult<Control> {
+    fn on_epoch_end(&mut self, context: &TrainingContext<'_>) -> TrainingResult<Control> {
+        let record = context.record();
         Ok(if record.epoch >= self.0 {
             Control::Stop
         } else {
@@ -340,7 +344,7 @@ fn train_for(run: Run<'_>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)
     if let Some(path) = run.resume {
         let metadata = dl_nn::load_checkpoint(path, &store).unwrap();
         optimizer
-            .load_state_file(&dl_optim::optimizer_state_path(path))
+            .load_state_file(&dl_train::optimizer_state_path(path))
             .unwrap();
         assert_eq!(
             restore_schedule(schedule.as_mut(), &spec, &metadata).unwrap(),
@@ -350,7 +354,7 @@ fn train_for(run: Run<'_>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)
         let epochs_done: usize = metadata["epoch"].parse().unwrap();
         // Only the epoch numbers matter for resuming; a real app reads its history CSV.
         completed.epochs = (1..=epochs_done)
-            .map(|epoch| dl_optim::EpochRecord {
+            .map(|epoch| EpochRecord {
                 epoch,
                 train_loss: 0.0,
                 train_accuracy: None,
@@ -359,6 +363,7 @@ fn train_for(run: Run<'_>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)
                 learning_rate: 0.01,
                 seconds: 0.0,
                 examples_per_second: 0.0,
+                metrics: Default::default(),
             })
             .collect();
     }
@@ -380,15 +385,6 @@ fn train_for(run: Run<'_>, checkpoint: &std::path::Path) -> Vec<(String, Tensor)
         })
         .unwrap();
     store.snapshot().unwrap()
-}
-
-fn assert_same_weights(expected: &[(String, Tensor)], actual: &[(String, Tensor)]) {
-    assert_eq!(expected.len(), actual.len());
-    for ((name, expected), (_, actual)) in expected.iter().zip(actual) {
-        let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
-        let actual: Vec<f32> = actual.flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(expected, actual, "{name} differs after resuming");
-    }
 }
 
 #[test]
@@ -444,7 +440,7 @@ fn learning_curves_are_drawn_as_png() {
     let path = directory.path().join("curves.png");
     let history = History {
         epochs: (1..=5)
-            .map(|epoch| dl_optim::EpochRecord {
+            .map(|epoch| EpochRecord {
                 epoch,
                 train_loss: 1.0 / epoch as f64,
                 train_accuracy: Some(0.5 + 0.08 * epoch as f64),
@@ -453,6 +449,7 @@ fn learning_curves_are_drawn_as_png() {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 examples_per_second: 100.0,
+                metrics: Default::default(),
             })
             .collect(),
     };

@@ -4,7 +4,7 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p dl-nn --example neuron
+//! cargo run --release -p dl-examples --example 03-neuron
 //! ```
 //!
 //! The loss is binary cross-entropy, computed from the weighted sum z (before the sigmoid) for
@@ -152,7 +152,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  last: no line separates XOR's ones from its zeros. Gradient descent settles at w ≈ 0,"
     );
     println!("  b ≈ 0, y ≈ 0.5 everywhere (the loss stops at ln 2 ≈ 0.693, a coin toss).");
-    println!("  A hidden layer fixes this: cargo run -p dl-optim --example xor_mlp");
+    println!(
+        "  A hidden layer fixes this: cargo run --release -p dl-examples --example 05-xor-mlp"
+    );
 
     if and != 4 || or != 4 {
         return Err(format!(

@@ -2,12 +2,12 @@
 //! plotting script can draw the learning curves (the course's way of seeing overfitting: the
 //! training loss keeps falling while the validation loss turns up).
 
-use std::{fmt::Write as _, path::Path};
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
-use super::{TrainingError, TrainingResult};
+use crate::{TrainingError, TrainingResult};
 
 /// What one epoch measured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EpochRecord {
     /// The epoch number, from 1 (continuing after a resumed run).
     pub epoch: usize,
@@ -25,6 +25,9 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training examples per second.
     pub examples_per_second: f64,
+    /// The step's own metrics, each averaged over the epoch's examples (a GAN's discriminator
+    /// and generator losses, say); written as extra CSV columns after the fixed ones.
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl EpochRecord {
@@ -42,7 +45,8 @@ pub struct History {
     pub epochs: Vec<EpochRecord>,
 }
 
-/// The CSV header, in the column order of [`History::to_csv`].
+/// The CSV header's fixed columns, in the order of [`History::to_csv`]; a step's own metrics
+/// follow them, one column each, in name order.
 pub const CSV_HEADER: &str =
     "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,learning_rate,seconds,examples_per_second";
 
@@ -59,12 +63,30 @@ impl History {
             .min_by(|a, b| a.monitored_loss().total_cmp(&b.monitored_loss()))
     }
 
+    /// The names of the step's own metrics, in column order.
+    fn metric_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .epochs
+            .iter()
+            .flat_map(|record| record.metrics.keys().map(String::as_str))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The history as CSV text (empty cells for values not measured).
     pub fn to_csv(&self) -> String {
         let cell = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.6}"));
-        let mut text = format!("{CSV_HEADER}\n");
+        let names = self.metric_names();
+        let mut text = String::from(CSV_HEADER);
+        for name in &names {
+            text.push(',');
+            text.push_str(name);
+        }
+        text.push('\n');
         for record in &self.epochs {
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "{},{:.6},{},{},{},{:e},{:.3},{:.1}",
                 record.epoch,
@@ -76,13 +98,17 @@ impl History {
                 record.seconds,
                 record.examples_per_second
             );
+            for name in &names {
+                let _ = write!(text, ",{}", cell(record.metrics.get(*name).copied()));
+            }
+            text.push('\n');
         }
         text
     }
 
     /// Writes the CSV atomically (temporary file, then rename).
     pub fn write_csv(&self, path: &Path) -> TrainingResult<()> {
-        dl_nn::write_atomically(path, self.to_csv().as_bytes()).map_err(|error| {
+        dl_tensor::write_atomically(path, self.to_csv().as_bytes()).map_err(|error| {
             TrainingError::File {
                 path: path.to_path_buf(),
                 problem: format!("cannot write the training history: {error}"),
@@ -99,11 +125,20 @@ impl History {
         let text = std::fs::read_to_string(path)
             .map_err(|error| bad(format!("cannot read the training history: {error}")))?;
         let mut lines = text.lines();
-        if lines.next() != Some(CSV_HEADER) {
+        let header = lines.next().unwrap_or_default();
+        let Some(extra) = header.strip_prefix(CSV_HEADER) else {
             return Err(bad(
                 "not a training history: the header does not match".into()
             ));
+        };
+        let names: Vec<&str> = extra.split(',').skip(1).collect();
+        if !extra.is_empty() && !extra.starts_with(',') || names.iter().any(|name| name.is_empty())
+        {
+            return Err(bad(format!(
+                "not a training history: unexpected header columns '{extra}'"
+            )));
         }
+        let columns = 8 + names.len();
         let mut epochs = Vec::new();
         for (index, line) in lines
             .enumerate()
@@ -111,9 +146,9 @@ impl History {
         {
             let cells: Vec<&str> = line.split(',').collect();
             let row = index + 2;
-            if cells.len() != 8 {
+            if cells.len() != columns {
                 return Err(bad(format!(
-                    "line {row} has {} cells, expected 8",
+                    "line {row} has {} cells, expected {columns}",
                     cells.len()
                 )));
             }
@@ -137,6 +172,12 @@ impl History {
                 learning_rate: number(cells[5])?,
                 seconds: number(cells[6])?,
                 examples_per_second: number(cells[7])?,
+                metrics: names
+                    .iter()
+                    .zip(&cells[8..])
+                    .filter_map(|(name, cell)| Some((name, optional(cell).transpose()?)))
+                    .map(|(name, value)| Ok((name.to_string(), value?)))
+                    .collect::<TrainingResult<_>>()?,
             });
         }
         Ok(Self { epochs })

@@ -4,19 +4,20 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p dl-optim --example xor_mlp
+//! cargo run --release -p dl-examples --example 05-xor-mlp
 //! ```
 //!
 //! XOR is not linearly separable, so a single neuron fails at it
-//! (`cargo run -p dl-nn --example neuron` shows this). The hidden layer maps the four points
+//! (`cargo run --release -p dl-examples --example 03-neuron` shows this). The hidden layer maps the four points
 //! into a space where they are separable: each tanh unit draws one line, and the output layer
 //! combines the half-planes. The model is the course's Keras recipe in miniature:
 //! `Sequential([Dense(8, activation='tanh'), Dense(2, activation='softmax')])`, trained with
 //! `optimizer='adam'` and `loss='sparse_categorical_crossentropy'`.
 
 use dl_nn::{Activation, Loss, Sequential, VarStore};
-use dl_optim::{Adam, AdamConfig, ProgressMode, Trainer};
+use dl_optim::{Adam, AdamConfig};
 use dl_tensor::{accuracy, DType, Device, Tensor};
+use dl_train::{ProgressMode, Trainer};
 
 const HIDDEN_UNITS: usize = 8;
 const LEARNING_RATE: f64 = 0.05;

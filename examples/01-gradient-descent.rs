@@ -5,7 +5,7 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p dl-optim --example gradient_descent
+//! cargo run --release -p dl-examples --example 01-gradient-descent
 //! ```
 //!
 //! The model is ŷ = w·x + b, the loss the mean squared error

@@ -46,12 +46,23 @@ pub enum TrainingError {
         /// What went wrong.
         problem: String,
     },
+    /// A saved run could not be put back.
+    #[error("resuming from {}: {what}", checkpoint.display())]
+    Resume {
+        /// The checkpoint being resumed.
+        checkpoint: PathBuf,
+        /// What could not be restored.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An error from the model, loss or checkpoint code.
     #[error(transparent)]
     Model(#[from] dl_nn::NnError),
     /// An error from the optimizer or schedule.
     #[error(transparent)]
-    Optimizer(#[from] crate::OptimError),
+    Optimizer(#[from] dl_optim::OptimError),
     /// An error from backpropagation.
     #[error(transparent)]
     Autograd(#[from] dl_autograd::AutogradError),

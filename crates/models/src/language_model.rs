@@ -1,4 +1,5 @@
-//! The course's text model (§5.2): Embedding → LSTM → Dense, as in its Keras code
+//! The course's text model (§5.2, 文本生成): Embedding → LSTM (Hochreiter & Schmidhuber 1997) →
+//! Dense, as in its Keras code
 //!
 //! ```python
 //! tf.keras.layers.Embedding(vocab_size, embedding_dim),
@@ -11,12 +12,14 @@
 //! position predicts the next token, and the Dense layer outputs logits (the softmax is inside
 //! the cross-entropy loss, and in the sampler at generation time).
 
+use dl_data::Tokenizer;
 use dl_nn::{Dense, Dropout, Embedding, Layer, Lstm, LstmConfig, LstmState, Mode, VarStore};
 use dl_tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// The sizes of a [`TextModel`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ModelConfig {
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TextModelConfig {
     /// Number of token ids (the tokenizer's vocabulary).
     pub vocab_size: usize,
     /// Length of each token's embedding vector.
@@ -41,7 +44,7 @@ pub struct TextModel {
 impl TextModel {
     /// Creates the weights in `store` under the names `embedding.weight`,
     /// `lstm.weight_ih_l0`, ..., `head.weight`, `head.bias` (PyTorch's names).
-    pub fn new(store: &VarStore, config: ModelConfig) -> dl_nn::Result<Self> {
+    pub fn new(store: &VarStore, config: TextModelConfig) -> dl_nn::Result<Self> {
         let root = store.root();
         let embedding =
             Embedding::new(&root.sub("embedding"), config.vocab_size, config.embedding)?;
@@ -127,13 +130,30 @@ impl Layer for TextModel {
     }
 }
 
+/// Everything needed to rebuild a trained language model and read and write its text: the
+/// sizes (the checkpoint's `recipe` entry) and the tokenizer (its `tokenizer` entry).
+#[derive(Debug, Clone)]
+pub struct TextRecipe {
+    /// The model's sizes.
+    pub config: TextModelConfig,
+    /// The tokenizer it was trained with.
+    pub tokenizer: Tokenizer,
+}
+
+impl TextRecipe {
+    /// Builds the network, with fresh weights drawn from `store`'s seed.
+    pub fn build(&self, store: &VarStore) -> dl_nn::Result<TextModel> {
+        TextModel::new(store, self.config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use dl_tensor::{DType, Device};
 
-    fn config() -> ModelConfig {
-        ModelConfig {
+    fn config() -> TextModelConfig {
+        TextModelConfig {
             vocab_size: 7,
             embedding: 4,
             hidden: 5,

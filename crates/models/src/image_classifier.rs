@@ -1,18 +1,27 @@
-//! The models the classifier can train, from the simplest to the strongest, as the course and
-//! tch-rs' MNIST tutorial order them: logistic regression → a multi-layer perceptron → the
-//! course's CNN (§5.1) → LeNet-5 → a deeper CNN with batch normalisation and dropout.
+//! The MNIST model zoo (course §5.1, 图像分类), from the simplest to the strongest, as the course
+//! and tch-rs' MNIST tutorial order them: logistic regression → a multi-layer perceptron → the
+//! course's CNN → LeNet-5 (LeCun et al. 1998) → a deeper CNN with batch normalisation
+//! (Ioffe & Szegedy 2015) and dropout (Srivastava et al. 2014).
+//!
+//! [`ImageModel`] names an architecture and builds it; [`ImageRecipe`] is everything a
+//! checkpoint needs to rebuild a trained classifier (architecture, dropout, dataset).
 
 use std::{fmt, str::FromStr};
 
-use anyhow::{bail, Result};
+use dl_data::ImageDataset;
 use dl_nn::{Activation, Conv2dConfig, Sequential, VarStore};
+use serde::{Deserialize, Serialize};
+
+use crate::{ModelsError, Result};
 
 /// The shape of one MNIST image: one channel of 28 x 28 pixels.
 pub const IMAGE_SHAPE: [usize; 3] = [1, 28, 28];
 
-/// Which network to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelKind {
+/// Which network to build. Serialised (and named on command lines) as [`ImageModel::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageModel {
     /// Logistic regression: one Dense layer from 784 pixels to 10 classes (~92%).
     Logreg,
     /// A multi-layer perceptron, 784 → 512 → 256 → 10 with ReLU and dropout (~98%).
@@ -26,7 +35,16 @@ pub enum ModelKind {
     Cnn,
 }
 
-impl ModelKind {
+impl ImageModel {
+    /// Every architecture, simplest first.
+    pub const ALL: [Self; 5] = [
+        Self::Logreg,
+        Self::Mlp,
+        Self::CourseCnn,
+        Self::Lenet5,
+        Self::Cnn,
+    ];
+
     /// The name used on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
         match self {
@@ -105,27 +123,50 @@ impl ModelKind {
     }
 }
 
-impl fmt::Display for ModelKind {
+impl fmt::Display for ImageModel {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.name())
     }
 }
 
-impl FromStr for ModelKind {
-    type Err = anyhow::Error;
+impl FromStr for ImageModel {
+    type Err = ModelsError;
 
     fn from_str(text: &str) -> Result<Self> {
-        for kind in [
-            Self::Logreg,
-            Self::Mlp,
-            Self::CourseCnn,
-            Self::Lenet5,
-            Self::Cnn,
-        ] {
-            if kind.name() == text {
-                return Ok(kind);
-            }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == text)
+            .ok_or_else(|| ModelsError::UnknownModel {
+                name: text.to_string(),
+                known: "logreg, mlp, course-cnn, lenet5 or cnn",
+            })
+    }
+}
+
+/// Everything needed to rebuild a trained classifier's architecture: the metadata entry
+/// `recipe` of its checkpoint, as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecipe {
+    /// The architecture.
+    pub model: ImageModel,
+    /// Its dropout rate.
+    pub dropout: f32,
+    /// The dataset it was trained on (for class names and evaluation).
+    pub dataset: ImageDataset,
+}
+
+impl ImageRecipe {
+    /// The recipe of `model` with its default dropout, for `dataset`.
+    pub fn new(model: ImageModel, dataset: ImageDataset) -> Self {
+        Self {
+            model,
+            dropout: model.default_dropout(),
+            dataset,
         }
-        bail!("unknown model '{text}': use logreg, mlp, course-cnn, lenet5 or cnn")
+    }
+
+    /// Builds the network, with fresh weights drawn from `store`'s seed.
+    pub fn build(&self, store: &VarStore) -> Result<Sequential> {
+        self.model.build(store, self.dropout)
     }
 }

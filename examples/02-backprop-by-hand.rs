@@ -4,7 +4,7 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p dl-autograd --example backprop_by_hand
+//! cargo run --release -p dl-examples --example 02-backprop-by-hand
 //! ```
 //!
 //! The network: 2 inputs → 3 hidden units with a sigmoid → 1 linear output, trained with the

@@ -4,44 +4,32 @@
 //! `DL_PLAIN_CANDLE=1` does).
 //!
 //! ```text
-//! cargo run --release -p dl-optim --example kernel_timing            # everything
-//! cargo run --release -p dl-optim --example kernel_timing -- conv    # names containing "conv"
-//! RAYON_NUM_THREADS=1 cargo run --release -p dl-optim --example kernel_timing
-//! cargo run --release -p dl-optim --example kernel_timing -- --kernels-only conv   # to profile
+//! cargo xtask bench kernels                      # everything
+//! cargo xtask bench kernels conv                 # names containing "conv"
+//! cargo xtask bench --threads 1 kernels
+//! cargo xtask bench kernels --kernels-only conv  # to profile
 //! ```
 //!
-//! The programs' allocator, mimalloc, is used here too. Each line is the median of several runs after one warm-up run; the machine's load average
+//! Each line is the median of several runs after one warm-up run; the machine's load average
 //! is printed beside the results, since other programs running at the same time slow every
 //! number down.
 
-use std::time::Instant;
-
+use anyhow::Result;
 use dl_autograd::Gradients;
+use dl_models::{ImageModel, ImageRecipe};
 use dl_nn::{
-    cross_entropy, Activation, Conv2d, Conv2dConfig, Layer, Lstm, LstmConfig, MaxPool2d, Mode,
-    Sequential, VarStore,
+    cross_entropy, Conv2d, Conv2dConfig, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Sequential,
+    VarStore,
 };
 use dl_optim::{Adam, AdamConfig, Optimizer};
 use dl_tensor::{kernels, DType, Device, SeededRng, Tensor, Var};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-/// The allocator the training programs use (see `apps/mnist-classifier/src/main.rs`), so that
-/// the timings are theirs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use super::measure::median_time;
 
 /// The median of `runs` timings of `work` after one warm-up run, in milliseconds.
 fn median_ms(runs: usize, mut work: impl FnMut() -> Result<()>) -> Result<f64> {
     work()?;
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        work()?;
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[runs / 2])
+    Ok(median_time(runs, work)? * 1e3)
 }
 
 /// The load average of the last minute, from `/proc/loadavg` (empty elsewhere).
@@ -260,17 +248,12 @@ fn plain_lstm_cell(
     Ok((new_hidden, new_cell))
 }
 
-/// The course's CNN: Conv2d(32, 3x3, relu) → MaxPool(2) → Flatten → Dense(128, relu) →
-/// Dense(10).
+/// The course's CNN from the zoo: Conv2d(32, 3x3, relu) → MaxPool(2) → Flatten →
+/// Dense(128, relu) → Dense(10).
 fn course_cnn() -> Result<(VarStore, Sequential)> {
     let store = VarStore::new(&Device::Cpu, DType::F32, 42);
-    let model = Sequential::builder(&store.root(), &[1, 28, 28])
-        .conv2d(32, 3, Activation::Relu)?
-        .max_pool2d(2)?
-        .flatten()?
-        .dense(128, Activation::Relu)?
-        .dense(10, Activation::Softmax)?
-        .build();
+    let model =
+        ImageRecipe::new(ImageModel::CourseCnn, dl_data::ImageDataset::Mnist).build(&store)?;
     Ok((store, model))
 }
 
@@ -282,16 +265,9 @@ fn batch_of(batch: usize) -> Result<(Tensor, Tensor)> {
     Ok((images, Tensor::from_vec(labels, batch, &Device::Cpu)?))
 }
 
-fn main() -> Result<()> {
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    // `--kernels-only` skips the plain runs (for profiling the kernels).
-    let kernels_only = arguments
-        .iter()
-        .any(|argument| argument == "--kernels-only");
-    let filters: Vec<&String> = arguments
-        .iter()
-        .filter(|argument| !argument.starts_with("--"))
-        .collect();
+/// Times the benchmarks whose names contain one of `filters` (all for none), with plain Candle
+/// and with the kernels (only the kernels with `kernels_only`, for profiling).
+pub fn run(filters: &[String], kernels_only: bool) -> Result<()> {
     println!(
         "rayon threads: {}  (set RAYON_NUM_THREADS to change)",
         dl_tensor::candle_core::utils::get_num_threads()
@@ -301,11 +277,7 @@ fn main() -> Result<()> {
         "median of the forward + backward pass", "plain ms", "kernels ms", "speed-up"
     );
     for benchmark in benchmarks() {
-        if !filters.is_empty()
-            && !filters
-                .iter()
-                .any(|filter| benchmark.name.contains(filter.as_str()))
-        {
+        if !filters.is_empty() && !filters.iter().any(|filter| benchmark.name.contains(filter)) {
             continue;
         }
         let mut timings = [0.0; 2];

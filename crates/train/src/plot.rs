@@ -9,7 +9,7 @@ use std::{path::Path, sync::Once};
 
 use plotters::prelude::*;
 
-use super::{History, TrainingError, TrainingResult};
+use crate::{History, TrainingError, TrainingResult};
 
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1200;
@@ -26,7 +26,7 @@ fn register_font() {
 
 type Series = Vec<(f64, f64)>;
 
-fn series(history: &History, pick: impl Fn(&super::EpochRecord) -> Option<f64>) -> Series {
+fn series(history: &History, pick: impl Fn(&crate::EpochRecord) -> Option<f64>) -> Series {
     history
         .epochs
         .iter()
@@ -165,6 +165,7 @@ impl History {
         image
             .write_to(&mut encoded, image::ImageFormat::Png)
             .map_err(|error| failed(error.to_string()))?;
-        dl_nn::write_atomically(path, encoded.get_ref()).map_err(|error| failed(error.to_string()))
+        dl_tensor::write_atomically(path, encoded.get_ref())
+            .map_err(|error| failed(error.to_string()))
     }
 }

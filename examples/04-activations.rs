@@ -4,7 +4,7 @@
 //! Run it with:
 //!
 //! ```text
-//! cargo run -p dl-nn --example activations
+//! cargo run --release -p dl-examples --example 04-activations
 //! ```
 //!
 //! For every x in −3, −2, …, 3 the table shows f(x), the derivative f'(x) from the closed form
