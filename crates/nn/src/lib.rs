@@ -63,7 +63,7 @@ pub use flatten::Flatten;
 pub use init::Init;
 pub use layer::{Layer, Mode};
 pub use loss::{binary_cross_entropy_with_logits, cross_entropy, mse, Loss};
-pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use lstm::{cell_update as lstm_cell_update, Lstm, LstmConfig, LstmState};
 pub use lstm_inference::{DenseInference, LstmInference};
 pub use metrics::ConfusionMatrix;
 pub use neuron::Neuron;

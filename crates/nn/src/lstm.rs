@@ -488,22 +488,7 @@ impl Lstm {
         hidden: &Tensor,
         cell: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let size = self.config.hidden_size;
-        let recurrent = hidden.matmul(weight_hh_t)?;
-        if kernels::applies_to(&[projected, &recurrent, cell]) {
-            // The gate arithmetic in one operation each way (dl_tensor::kernels::lstm_cell).
-            return Ok(kernels::lstm_cell::lstm_cell(projected, &recurrent, cell)?);
-        }
-        let gates = projected.add(&recurrent)?;
-        // One sigmoid over all four blocks (the g block's is unused): fewer, larger operations.
-        let sigmoids = candle_nn::ops::sigmoid(&gates)?;
-        let input_gate = sigmoids.narrow(1, 0, size)?;
-        let forget_gate = sigmoids.narrow(1, size, size)?;
-        let candidate = gates.narrow(1, 2 * size, size)?.tanh()?;
-        let output_gate = sigmoids.narrow(1, 3 * size, size)?;
-        let new_cell = forget_gate.mul(cell)?.add(&input_gate.mul(&candidate)?)?;
-        let new_hidden = output_gate.mul(&new_cell.tanh()?)?;
-        Ok((new_hidden, new_cell))
+        cell_update(projected, &hidden.matmul(weight_hh_t)?, cell)
     }
 
     /// The state to start from, checked against the layer and the batch size.
@@ -608,4 +593,29 @@ impl Layer for Lstm {
     fn set_random_states(&self, states: &[[u64; 4]]) -> Result<()> {
         self.dropout.set_random_states(states)
     }
+}
+/// The cell update of one LSTM step from its pre-activations, split as `projected`
+/// (W_ih x + b_ih + b_hh) and `recurrent` (W_hh h), both `(batch, 4H)`, and the cell `c`
+/// `(batch, H)`: returns (h', c'). On the CPU one kernel each way
+/// (`dl_tensor::kernels::lstm_cell`); elsewhere, or with the kernels off, Candle's operations.
+pub fn cell_update(
+    projected: &Tensor,
+    recurrent: &Tensor,
+    cell: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    if kernels::applies_to(&[projected, recurrent, cell]) {
+        // The gate arithmetic in one operation each way (dl_tensor::kernels::lstm_cell).
+        return Ok(kernels::lstm_cell::lstm_cell(projected, recurrent, cell)?);
+    }
+    let size = cell.dim(1)?;
+    let gates = projected.add(recurrent)?;
+    // One sigmoid over all four blocks (the g block's is unused): fewer, larger operations.
+    let sigmoids = candle_nn::ops::sigmoid(&gates)?;
+    let input_gate = sigmoids.narrow(1, 0, size)?;
+    let forget_gate = sigmoids.narrow(1, size, size)?;
+    let candidate = gates.narrow(1, 2 * size, size)?.tanh()?;
+    let output_gate = sigmoids.narrow(1, 3 * size, size)?;
+    let new_cell = forget_gate.mul(cell)?.add(&input_gate.mul(&candidate)?)?;
+    let new_hidden = output_gate.mul(&new_cell.tanh()?)?;
+    Ok((new_hidden, new_cell))
 }

@@ -272,13 +272,7 @@ impl Trainer {
         model: &'a dyn Layer,
         store: &'a VarStore,
     ) -> TrainingContext<'a> {
-        TrainingContext {
-            model,
-            store,
-            optimizers: step.optimizers(),
-            history: &self.history,
-            global_step: self.global_step,
-        }
+        context(model, store, step, &self.history, self.global_step)
     }
 
     /// Puts a saved run back into the supervised step's optimizer and schedule (and the model's
@@ -302,36 +296,26 @@ impl Trainer {
     }
 
     /// Trains without validation data.
-    pub fn fit<T, I>(
+    pub fn fit<I: IntoIterator<Item: IntoBatch>>(
         &mut self,
         model: &dyn Layer,
         store: &VarStore,
-        train: T,
-    ) -> TrainingResult<History>
-    where
-        T: FnMut(usize) -> I,
-        I: IntoIterator,
-        I::Item: IntoBatch,
-    {
+        train: impl FnMut(usize) -> I,
+    ) -> TrainingResult<History> {
         self.fit_supervised(model, store, train, None::<NoValidation>)
     }
 
     /// Trains and evaluates on the validation batches after every epoch.
-    pub fn fit_with_validation<T, I, V, J>(
+    pub fn fit_with_validation<
+        I: IntoIterator<Item: IntoBatch>,
+        J: IntoIterator<Item: IntoBatch>,
+    >(
         &mut self,
         model: &dyn Layer,
         store: &VarStore,
-        train: T,
-        validation: V,
-    ) -> TrainingResult<History>
-    where
-        T: FnMut(usize) -> I,
-        I: IntoIterator,
-        I::Item: IntoBatch,
-        V: FnMut(usize) -> J,
-        J: IntoIterator,
-        J::Item: IntoBatch,
-    {
+        train: impl FnMut(usize) -> I,
+        validation: impl FnMut(usize) -> J,
+    ) -> TrainingResult<History> {
         self.fit_supervised(model, store, train, Some(validation))
     }
 
@@ -374,23 +358,14 @@ impl Trainer {
     /// Trains with any [`TrainStep`]: the step trains on each batch and `model` / `store` are
     /// what callbacks and checkpoints see (the step's networks, their variables). Validation
     /// batches, when given, go through [`TrainStep::validate`] after every epoch.
-    pub fn fit_step<S, T, I, V, J>(
+    pub fn fit_step<I: IntoIterator<Item: IntoBatch>, J: IntoIterator<Item: IntoBatch>>(
         &mut self,
-        step: &mut S,
+        step: &mut (impl TrainStep + ?Sized),
         model: &dyn Layer,
         store: &VarStore,
-        train: T,
-        validation: Option<V>,
-    ) -> TrainingResult<History>
-    where
-        S: TrainStep + ?Sized,
-        T: FnMut(usize) -> I,
-        I: IntoIterator,
-        I::Item: IntoBatch,
-        V: FnMut(usize) -> J,
-        J: IntoIterator,
-        J::Item: IntoBatch,
-    {
+        train: impl FnMut(usize) -> I,
+        validation: Option<impl FnMut(usize) -> J>,
+    ) -> TrainingResult<History> {
         self.run_epochs(step, model, store, train, validation)
     }
 
@@ -481,13 +456,7 @@ impl Trainer {
             if let Some(path) = &self.history_path {
                 self.history.write_csv(path)?;
             }
-            let context = TrainingContext {
-                model,
-                store,
-                optimizers: step.optimizers(),
-                history: &self.history,
-                global_step: self.global_step,
-            };
+            let context = context(model, store, step, &self.history, self.global_step);
             let mut stop = false;
             for callback in &mut self.callbacks {
                 stop |= callback.on_epoch_end(&context)? == Control::Stop;
@@ -496,17 +465,28 @@ impl Trainer {
                 break;
             }
         }
-        let context = TrainingContext {
-            model,
-            store,
-            optimizers: step.optimizers(),
-            history: &self.history,
-            global_step: self.global_step,
-        };
+        let context = context(model, store, step, &self.history, self.global_step);
         for callback in &mut self.callbacks {
             callback.on_train_end(&context)?;
         }
         Ok(self.history.clone())
+    }
+}
+
+/// What callbacks and checkpoints see of a run of `step`.
+fn context<'a, S: TrainStep + ?Sized>(
+    model: &'a dyn Layer,
+    store: &'a VarStore,
+    step: &'a S,
+    history: &'a History,
+    global_step: usize,
+) -> TrainingContext<'a> {
+    TrainingContext {
+        model,
+        store,
+        optimizers: step.optimizers(),
+        history,
+        global_step,
     }
 }
 

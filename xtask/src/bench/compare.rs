@@ -43,43 +43,46 @@ const fn metric(field: &'static str, label: &'static str, higher_is_better: bool
 
 /// Every workload of `pytorch_baseline.py`, in its order.
 pub const WORKLOADS: [WorkloadKind; 6] = [
-    WorkloadKind {
-        name: "gemm",
-        setting: &["m", "k", "n"],
-        metrics: &[metric("gflops", "GFLOP/s", true)],
-    },
-    WorkloadKind {
-        name: "cnn_train",
-        setting: &["batch"],
-        metrics: &[
-            metric("images_per_s", "images/s", true),
-            metric("seconds_per_epoch", "s/epoch", false),
-        ],
-    },
-    WorkloadKind {
-        name: "cnn_infer",
-        setting: &["batch"],
-        metrics: &[metric("images_per_s", "images/s", true)],
-    },
-    WorkloadKind {
-        name: "lstm_train",
-        setting: &["hidden"],
-        metrics: &[metric("tokens_per_s", "tokens/s", true)],
-    },
-    WorkloadKind {
-        name: "lstm_sample",
-        setting: &["hidden"],
-        metrics: &[metric("tokens_per_s", "tokens/s", true)],
-    },
-    WorkloadKind {
-        name: "cnn_epoch",
-        setting: &["epoch"],
-        metrics: &[
+    workload(
+        "gemm",
+        &["m", "k", "n"],
+        &[metric("gflops", "GFLOP/s", true)],
+    ),
+    workload(
+        "cnn_train",
+        &["batch"],
+        &[IMAGES_PER_S, metric("seconds_per_epoch", "s/epoch", false)],
+    ),
+    workload("cnn_infer", &["batch"], &[IMAGES_PER_S]),
+    workload("lstm_train", &["hidden"], &[TOKENS_PER_S]),
+    workload("lstm_sample", &["hidden"], &[TOKENS_PER_S]),
+    workload(
+        "cnn_epoch",
+        &["epoch"],
+        &[
             metric("seconds", "seconds", false),
             metric("test_accuracy", "test accuracy", true),
         ],
-    },
+    ),
 ];
+
+/// Images per second, the CNN's throughput.
+const IMAGES_PER_S: Metric = metric("images_per_s", "images/s", true);
+/// Tokens per second, the LSTM's throughput.
+const TOKENS_PER_S: Metric = metric("tokens_per_s", "tokens/s", true);
+
+/// A workload, its setting fields and its metrics (one row of [`WORKLOADS`]).
+const fn workload(
+    name: &'static str,
+    setting: &'static [&'static str],
+    metrics: &'static [Metric],
+) -> WorkloadKind {
+    WorkloadKind {
+        name,
+        setting,
+        metrics,
+    }
+}
 
 /// The peak-memory field our lines carry (the baseline's do not).
 pub const PEAK_RSS: Metric = metric("peak_rss_mib", "peak RSS MiB", false);

@@ -164,11 +164,8 @@ fn benchmarks() -> Vec<Benchmark> {
                     recurrent.as_tensor(),
                     cell.as_tensor(),
                 );
-                let (new_hidden, new_cell) = if kernels::enabled() {
-                    kernels::lstm_cell::lstm_cell(a, r, c)?
-                } else {
-                    plain_lstm_cell(a, r, c)?
-                };
+                // The kernel or Candle's operations, as `kernels::set_enabled` says.
+                let (new_hidden, new_cell) = dl_nn::lstm_cell_update(a, r, c)?;
                 new_hidden.add(&new_cell)?.sum_all()?.backward()?;
                 Ok(())
             }))
@@ -228,24 +225,6 @@ fn benchmarks() -> Vec<Benchmark> {
         });
     }
     all
-}
-
-/// dl-nn's plain-Candle LSTM step after the recurrent product (see `Lstm::cell_step`).
-fn plain_lstm_cell(
-    input_part: &Tensor,
-    recurrent: &Tensor,
-    cell: &Tensor,
-) -> Result<(Tensor, Tensor)> {
-    let size = cell.dim(1)?;
-    let gates = input_part.add(recurrent)?;
-    let sigmoids = candle_nn::ops::sigmoid(&gates)?;
-    let input_gate = sigmoids.narrow(1, 0, size)?;
-    let forget_gate = sigmoids.narrow(1, size, size)?;
-    let candidate = gates.narrow(1, 2 * size, size)?.tanh()?;
-    let output_gate = sigmoids.narrow(1, 3 * size, size)?;
-    let new_cell = forget_gate.mul(cell)?.add(&input_gate.mul(&candidate)?)?;
-    let new_hidden = output_gate.mul(&new_cell.tanh()?)?;
-    Ok((new_hidden, new_cell))
 }
 
 /// The course's CNN from the zoo: Conv2d(32, 3x3, relu) → MaxPool(2) → Flatten →
