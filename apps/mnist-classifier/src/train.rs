@@ -15,7 +15,7 @@ use dl_optim::{
     SCHEDULE_KEY,
 };
 use dl_tensor::{DType, Device, DeviceChoice};
-use dl_train::{evaluate, EarlyStopping, History, ModelCheckpoint, Run, Trainer};
+use dl_train::{evaluate, EarlyStopping, History, ModelCheckpoint, Run, Trainer, OPTIMIZER_NAME};
 
 use crate::{
     cli::{OptimizerChoice, TrainArgs},
@@ -87,6 +87,8 @@ impl Plan {
             .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
             .transpose()?;
         let resumed = Run::open_resumed(resume_file)?;
+        // Before any data is read: an output that cannot be written fails now, not after training.
+        Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &[])?;
         let recipe = match &resumed {
             Some((run, checkpoint)) => {
                 Recipe::image_classifier(run.checkpoint_path(), &checkpoint.metadata)?
@@ -164,7 +166,6 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         .loss(Loss::CrossEntropy)
         .epochs(arguments.epochs)
         .schedule(schedule)
-        .history_csv(out.history_path())
         .callback(Box::new(
             ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
         ));

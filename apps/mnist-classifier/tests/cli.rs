@@ -1,114 +1,13 @@
 //! The binary end to end on a small synthetic MNIST-format dataset: train → checkpoint →
 //! evaluate → predict, resuming, determinism, and every bad input the issue lists.
 
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::path::{Path, PathBuf};
 
-use flate2::{write::GzEncoder, Compression};
+mod common;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_mnist-classifier");
-
-/// A 28 x 28 image of class `class`: a bright 4 x 4 square at a position fixed by the class,
-/// with a little seeded noise so that no two images are equal.
-fn synthetic_image(class: usize, variant: usize) -> Vec<u8> {
-    let mut pixels = vec![0u8; 28 * 28];
-    let (row, column) = (4 + (class / 5) * 12, 2 + (class % 5) * 5);
-    for y in row..row + 4 {
-        for x in column..column + 4 {
-            pixels[y * 28 + x] = 255;
-        }
-    }
-    for (index, pixel) in pixels.iter_mut().enumerate() {
-        let noise = ((index * 7919 + variant * 104_729) % 23) as u8;
-        *pixel = pixel.saturating_sub(noise).max(noise / 2);
-    }
-    pixels
-}
-
-fn write_gz(path: &Path, bytes: &[u8]) {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    std::fs::write(path, encoder.finish().unwrap()).unwrap();
-}
-
-fn write_set(directory: &Path, prefix: &str, count: usize) {
-    let mut images = vec![0, 0, 8, 3];
-    images.extend((count as u32).to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    let mut labels = vec![0, 0, 8, 1];
-    labels.extend((count as u32).to_be_bytes());
-    for index in 0..count {
-        let class = index % 10;
-        images.extend(synthetic_image(class, index));
-        labels.push(class as u8);
-    }
-    write_gz(
-        &directory.join(format!("{prefix}-images-idx3-ubyte.gz")),
-        &images,
-    );
-    write_gz(
-        &directory.join(format!("{prefix}-labels-idx1-ubyte.gz")),
-        &labels,
-    );
-}
-
-/// A data directory holding a small MNIST-format dataset.
-fn synthetic_data(root: &Path) -> PathBuf {
-    let data = root.join("data");
-    let mnist = data.join("mnist");
-    std::fs::create_dir_all(&mnist).unwrap();
-    write_set(&mnist, "train", 400);
-    write_set(&mnist, "t10k", 100);
-    data
-}
-
-fn run(arguments: &[&str]) -> Output {
-    Command::new(BINARY)
-        .args(arguments)
-        .env_remove("DL_DATA_DIR")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut arguments = vec![
-        "train",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--offline",
-        "--out",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "20",
-    ];
-    arguments.extend_from_slice(extra);
-    run(&arguments)
-}
+use common::{assert_clear_failure, run, synthetic_data, synthetic_image, text, train};
 
 /// The test accuracy the train command printed.
-/// Fails unless the command failed with status 1, printing every one of `expected`, and
-/// nothing panicked.
-fn assert_clear_failure(output: &Output, expected: &[&str]) {
-    let log = text(output);
-    assert_eq!(output.status.code(), Some(1), "{log}");
-    for part in expected {
-        assert!(log.contains(part), "{part}: {log}");
-    }
-    assert!(!log.contains("panicked"), "{log}");
-}
-
 fn printed_accuracy(output: &str) -> f64 {
     let line = output
         .lines()

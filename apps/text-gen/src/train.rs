@@ -223,6 +223,14 @@ impl Plan {
         let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
         let text = read_text(&corpus)?;
         let resumed = Run::open_resumed(arguments.resume.clone())?;
+        // Before training: an output that cannot be written, or would overwrite the text it
+        // reads, fails now.
+        let tokenizer_file = Path::new(&arguments.tokenizer);
+        let mut inputs = vec![corpus.as_path()];
+        if tokenizer_file.is_file() {
+            inputs.push(tokenizer_file);
+        }
+        Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &inputs)?;
         let recipe = match &resumed {
             Some((run, checkpoint)) => {
                 Recipe::language_model(run.checkpoint_path(), &checkpoint.metadata)?
@@ -377,7 +385,6 @@ fn build_trainer(
             plan.schedule_spec
                 .build(arguments.learning_rate, steps.total)?,
         )
-        .history_csv(out.history_path())
         .callback(Box::new(
             ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
         ));

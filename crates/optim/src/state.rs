@@ -298,10 +298,18 @@ impl OptimizerState {
     /// half-written file, and the temporary file is removed if writing fails.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let file_error = |problem: String| OptimError::StateFile {
+        let bytes = self.to_bytes().map_err(|error| OptimError::StateFile {
             path: path.to_path_buf(),
-            problem,
-        };
+            problem: format!("cannot encode it as safetensors: {error}"),
+        })?;
+        dl_tensor::write_atomically(path, &bytes).map_err(|error| OptimError::StateFile {
+            path: path.to_path_buf(),
+            problem: format!("cannot write it: {error}"),
+        })
+    }
+
+    /// The bytes [`OptimizerState::save`] writes: safetensors with the values in the header.
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
         let tensors: Vec<(String, Tensor)> = self
             .tensors
             .iter()
@@ -309,10 +317,7 @@ impl OptimizerState {
             .collect();
         let mut metadata = self.values.clone();
         metadata.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
-        let bytes = dl_tensor::encode_safetensors(&tensors, &metadata)
-            .map_err(|error| file_error(format!("cannot encode it as safetensors: {error}")))?;
-        dl_tensor::write_atomically(path, &bytes)
-            .map_err(|error| file_error(format!("cannot write it: {error}")))
+        dl_tensor::encode_safetensors(&tensors, &metadata)
     }
 
     /// Reads a file written by [`OptimizerState::save`], with tensors on the CPU.

@@ -17,6 +17,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod atomic_file;
 mod device;
 mod error;
 mod helpers;
@@ -25,10 +26,13 @@ mod rng;
 mod safetensors_file;
 pub mod threads;
 
+pub use atomic_file::{
+    remove_stale_temporaries, rename_durably, write_atomically, FAULT_PAUSE_VARIABLE,
+};
 pub use candle_core;
 pub use candle_core::{DType, Device, IndexOp, Module, ModuleT, Shape, Tensor, Var, D};
 pub use device::DeviceChoice;
 pub use error::{Result, TensorError};
 pub use helpers::{accuracy, argmax, one_hot};
 pub use rng::SeededRng;
-pub use safetensors_file::{encode_safetensors, write_atomically};
+pub use safetensors_file::encode_safetensors;

@@ -57,6 +57,22 @@ pub enum TrainingError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A run's files do not belong together (a save was interrupted, or files were mixed).
+    #[error("{}: {problem}; resume from a checkpoint whose files were saved together (or train again without --resume)", checkpoint.display())]
+    TornRun {
+        /// The checkpoint of the run.
+        checkpoint: PathBuf,
+        /// Which file does not fit, and how.
+        problem: String,
+    },
+    /// An output would overwrite an input or a file that is not one of ours.
+    #[error("{}: {problem}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it cannot be written there, and what to do.
+        problem: String,
+    },
     /// An error from the model, loss or checkpoint code.
     #[error(transparent)]
     Model(#[from] dl_nn::NnError),

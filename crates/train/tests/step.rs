@@ -308,7 +308,7 @@ fn resuming_without_the_optimizer_state_names_the_missing_file() {
         1.0,
     )
     .unwrap_err();
-    let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    let message = error.to_string();
+    assert!(matches!(error, TrainingError::TornRun { .. }), "{message}");
     assert!(message.contains("halfway.second.safetensors"), "{message}");
-    assert!(message.starts_with("resuming from"), "{message}");
 }
