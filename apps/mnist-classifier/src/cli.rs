@@ -111,9 +111,10 @@ pub struct TrainArgs {
     /// Stop when the validation loss has not improved for this many epochs (restores the best weights).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stopping: Option<usize>,
-    /// Seed of initialisation, shuffling, dropout and augmentation.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Seed of initialisation, shuffling, dropout and augmentation (default: 42, or the
+    /// resumed checkpoint's).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Where to save the checkpoint; the history (.csv) and plot (.png) go beside it.
     #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
     pub out: PathBuf,
@@ -123,6 +124,17 @@ pub struct TrainArgs {
     /// Do not download missing data.
     #[arg(long)]
     pub offline: bool,
+}
+
+/// The seed of a run that names none.
+pub const DEFAULT_SEED: u64 = 42;
+
+impl TrainArgs {
+    /// The seed of the run: `--seed`, else [`DEFAULT_SEED`] (a resumed run's is filled in from
+    /// its checkpoint before training).
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(DEFAULT_SEED)
+    }
 }
 
 impl Default for TrainArgs {
@@ -146,6 +158,9 @@ pub struct EvaluateArgs {
     /// Examples per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Settings of `predict`.
@@ -164,6 +179,9 @@ pub struct PredictArgs {
     /// Print JSON (one object per image) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Do not download missing data (for --index).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Settings of `summary`.

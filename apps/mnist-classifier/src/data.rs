@@ -29,11 +29,11 @@ impl From<ImageDataset> for DatasetChoice {
 pub fn load_images(arguments: &DataArgs, offline: bool) -> Result<Mnist> {
     let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
     let dataset = arguments.dataset.dataset();
-    match dataset.load(&data_dir) {
+    let missing = match dataset.load(&data_dir) {
         Ok(images) => return Ok(images),
-        Err(DataError::Missing { .. }) if !offline => {}
+        Err(DataError::Missing { file, .. }) if !offline => file,
         Err(error) => return Err(error.into()),
-    }
+    };
     println!(
         "{} is not in {}: downloading it (use --data-dir or $DL_DATA_DIR to point elsewhere)",
         dataset.name(),
@@ -45,7 +45,7 @@ pub fn load_images(arguments: &DataArgs, offline: bool) -> Result<Mnist> {
     };
     dl_data::ensure_dataset(dataset.key(), &data_dir, &options).with_context(|| {
         format!(
-            "{} is missing from {} and could not be downloaded; fetch it elsewhere and run `cargo xtask download-data --dataset {} --mirror DIR_OR_URL --data-dir {}`",
+            "{} is incomplete in {} ({missing} is missing) and could not be downloaded; fetch it elsewhere and run `cargo xtask download-data --dataset {} --mirror DIR_OR_URL --data-dir {}`",
             dataset.name(),
             dataset.directory(&data_dir).display(),
             dataset.key(),

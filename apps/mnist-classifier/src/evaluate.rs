@@ -12,6 +12,9 @@ use crate::{cli::EvaluateArgs, data::load_images, settings::TrainingSettings};
 
 /// Runs `evaluate`.
 pub fn run(arguments: &EvaluateArgs) -> Result<()> {
+    if arguments.batch_size == 0 {
+        anyhow::bail!("--batch-size must be positive, got 0");
+    }
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
     let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
     let loaded = load_image_classifier(&path, &device)?;
@@ -19,8 +22,17 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         dataset: loaded.recipe.dataset.into(),
         ..arguments.data.clone()
     };
-    let test = load_images(&data, false)?.test.to_device(&device)?;
-    let loader = BatchLoader::evaluation(&test, arguments.batch_size.max(1))?;
+    let test = load_images(&data, arguments.offline)?
+        .test
+        .to_device(&device)?;
+    if test.is_empty() {
+        anyhow::bail!(
+            "the test set of {} in {} has no images: nothing to evaluate",
+            loaded.recipe.dataset.name(),
+            dl_data::resolve_data_dir(arguments.data.data_dir.as_deref()).display()
+        );
+    }
+    let loader = BatchLoader::evaluation(&test, arguments.batch_size)?;
     let result = evaluate(&loaded.model, Loss::CrossEntropy, loader.epoch_batches(0))?;
     let mut confusion = ConfusionMatrix::new(10);
     for batch in loader.epoch_batches(0) {

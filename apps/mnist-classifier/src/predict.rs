@@ -42,7 +42,7 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
             dataset: loaded.recipe.dataset.into(),
             ..arguments.data.clone()
         };
-        let test = load_images(&data, false)?.test;
+        let test = load_images(&data, arguments.offline)?.test;
         for &index in &arguments.index {
             let name = format!("test image {index}");
             let entry = if index < test.len() {
@@ -60,11 +60,15 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
             } else {
                 (
                     name,
-                    Err(anyhow::anyhow!(
-                        "there are only {} test images (0..{})",
-                        test.len(),
-                        test.len() - 1
-                    )),
+                    Err(match test.len() {
+                        0 => {
+                            anyhow::anyhow!("the test set is empty: there is no test image {index}")
+                        }
+                        count => anyhow::anyhow!(
+                            "there are only {count} test images (0..={})",
+                            count - 1
+                        ),
+                    }),
                     None,
                 )
             };

@@ -15,25 +15,101 @@ const DIGIT_BOX: u32 = 20;
 /// A pixel brighter than this share of the brightest pixel belongs to the digit.
 const INK_THRESHOLD: f32 = 0.2;
 
+/// The most pixels an image may have (a 100-megapixel photo; larger ones are refused before
+/// they are decoded, since decoding one takes its pixel count in bytes or more).
+pub const MAX_PIXELS: u64 = 100_000_000;
+/// The most memory the decoder may allocate for one image.
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Reads an image file of any size and colour and prepares it as 784 values in 0..1 (row-major
 /// 28 x 28).
 pub fn load_digit(path: &Path) -> Result<Vec<f32>> {
-    let decoded = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
+    let reader = || -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+        image::ImageReader::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .with_guessed_format()
+            .with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (width, height) = reader()?
+        .into_dimensions()
+        .map_err(|error| not_readable(path, &error))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        bail!(
+            "{} is {width} x {height} pixels, more than the {} megapixels this program decodes; shrink it first (a digit needs no more than a few hundred pixels a side)",
+            path.display(),
+            MAX_PIXELS / 1_000_000
+        );
+    }
+    let mut reader = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let decoded = reader
         .decode()
-        .with_context(|| format!("{} is not a readable PNG or JPEG image", path.display()))?;
+        .map_err(|error| not_readable(path, &error))?;
     prepare(&flatten_on_white(&decoded))
         .with_context(|| format!("{}: cannot find a digit", path.display()))
 }
 
+/// The error for an image the decoder refused, naming what it can of the reason: a JPEG coding
+/// process it does not support (its own message would be misleading), else the decoder's.
+fn not_readable(path: &Path, error: &image::ImageError) -> anyhow::Error {
+    let process = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| unsupported_jpeg_process(&bytes));
+    match process {
+        Some(process) => anyhow::anyhow!(
+            "{} is a {process} JPEG, which the decoder does not support; save it as an ordinary (baseline or progressive) JPEG or as PNG",
+            path.display()
+        ),
+        None => anyhow::anyhow!(
+            "{} is not a readable PNG or JPEG image: {error}",
+            path.display()
+        ),
+    }
+}
+
+/// The coding process of a JPEG whose frame header (SOF marker) names one the decoder does
+/// not support: lossless, hierarchical (differential) or arithmetic-coded. `None` for a
+/// baseline or progressive JPEG, or bytes that are not a JPEG.
+fn unsupported_jpeg_process(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xC3 => return Some("lossless"),
+            0xC5..=0xC7 => return Some("hierarchical (differential)"),
+            0xC9..=0xCB | 0xCD..=0xCF => return Some("arithmetic-coded"),
+            0xC0..=0xC2 | 0xDA => return None,
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        at += 2 + length;
+    }
+    None
+}
+
 /// Grayscale, with transparent areas composited over white (a drawing on a transparent
-/// background becomes ink on paper).
+/// background becomes ink on paper). An opaque 8-bit grey image is used as it is; others are
+/// read as 8-bit RGBA (4 bytes a pixel, not 16 as floats would take).
 fn flatten_on_white(image: &image::DynamicImage) -> GrayImage {
-    let rgba = image.to_rgba32f();
+    if let image::DynamicImage::ImageLuma8(gray) = image {
+        return gray.clone();
+    }
+    let rgba = image.to_rgba8();
     GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [red, green, blue, alpha] = rgba.get_pixel(x, y).0;
+        let [red, green, blue, alpha] =
+            rgba.get_pixel(x, y).0.map(|value| f32::from(value) / 255.0);
         let luminance = 0.299 * red + 0.587 * green + 0.114 * blue;
         let on_white = alpha * luminance + (1.0 - alpha);
         Luma([(on_white.clamp(0.0, 1.0) * 255.0).round() as u8])
@@ -140,6 +216,33 @@ fn centre_of_mass(image: &GrayImage) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_coding_processes_are_named_from_the_frame_header() {
+        // SOI, an APP0 segment of 4 bytes (length 4 counts itself), then the frame header.
+        let jpeg = |sof: u8| {
+            vec![
+                0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x4A, 0x46, 0xFF, sof, 0x00, 0x0B,
+            ]
+        };
+        assert_eq!(unsupported_jpeg_process(&jpeg(0xC0)), None);
+        assert_eq!(unsupported_jpeg_process(&jpeg(0xC2)), None);
+        assert_eq!(unsupported_jpeg_process(&jpeg(0xC3)), Some("lossless"));
+        assert_eq!(
+            unsupported_jpeg_process(&jpeg(0xC9)),
+            Some("arithmetic-coded")
+        );
+        assert_eq!(
+            unsupported_jpeg_process(&jpeg(0xCA)),
+            Some("arithmetic-coded")
+        );
+        assert_eq!(
+            unsupported_jpeg_process(&jpeg(0xC5)),
+            Some("hierarchical (differential)")
+        );
+        assert_eq!(unsupported_jpeg_process(b"\x89PNG"), None);
+        assert_eq!(unsupported_jpeg_process(&[0xFF, 0xD8, 0xFF]), None);
+    }
 
     /// A dark vertical bar (a "1") on a white 100 x 60 page.
     fn dark_one_on_white() -> GrayImage {

@@ -32,7 +32,7 @@ impl TrainingSettings {
     /// The settings of a `train` command.
     pub fn of(arguments: &TrainArgs) -> Self {
         Self {
-            seed: arguments.seed,
+            seed: arguments.seed(),
             batch_size: arguments.batch_size,
             learning_rate: arguments.learning_rate,
             optimizer: format!("{:?}", arguments.optimizer).to_lowercase(),

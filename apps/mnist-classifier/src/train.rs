@@ -64,7 +64,9 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(arguments: &TrainArgs) -> Result<Self> {
+    /// Checks the flags and finds what is resumed; a resumed run without `--seed` takes its
+    /// checkpoint's (filled into `arguments`).
+    fn new(arguments: &mut TrainArgs) -> Result<Self> {
         if arguments.batch_size == 0 || arguments.epochs == 0 {
             bail!("--batch-size and --epochs must be positive");
         }
@@ -87,6 +89,11 @@ impl Plan {
             .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
             .transpose()?;
         let resumed = Run::open_resumed(resume_file)?;
+        if let Some((run, checkpoint)) = &resumed {
+            let (seed, notice) = run.seed_to_continue(checkpoint, arguments.seed);
+            arguments.seed = seed;
+            notice.iter().for_each(|notice| println!("{notice}"));
+        }
         // Before any data is read: an output that cannot be written fails now, not after training.
         Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &[])?;
         let recipe = match &resumed {
@@ -130,7 +137,7 @@ impl Images {
         let images = load_images(&arguments.data, arguments.offline)?;
         let (train, validation) = if arguments.validation_split > 0.0 {
             let (train, validation) =
-                split_validation(&images.train, arguments.validation_split, arguments.seed)?;
+                split_validation(&images.train, arguments.validation_split, arguments.seed())?;
             (train, Some(validation.to_device(device)?))
         } else {
             (images.train.clone(), None)
@@ -145,16 +152,26 @@ impl Images {
 
 /// Runs `train`.
 pub fn run(arguments: &TrainArgs) -> Result<()> {
-    let plan = Plan::new(arguments)?;
+    let mut arguments = arguments.clone();
+    let plan = Plan::new(&mut arguments)?;
+    let arguments = &arguments;
     let images = Images::load(arguments, &plan.device)?;
-    let store = VarStore::new(&plan.device, DType::F32, arguments.seed);
+    if images.train.len() < arguments.batch_size {
+        bail!(
+            "the training set has {} images{}, fewer than one batch of --batch-size {}: use more data or a smaller batch",
+            images.train.len(),
+            if arguments.validation_split > 0.0 { " left after the validation split" } else { "" },
+            arguments.batch_size
+        );
+    }
+    let store = VarStore::new(&plan.device, DType::F32, arguments.seed());
     let model = plan.recipe.build(&store)?;
 
     let mut train_loader =
-        BatchLoader::training(&images.train, arguments.batch_size, arguments.seed)?;
+        BatchLoader::training(&images.train, arguments.batch_size, arguments.seed())?;
     if arguments.augment {
         train_loader =
-            train_loader.augmented(Augmenter::new(AugmentConfig::default(), arguments.seed)?);
+            train_loader.augmented(Augmenter::new(AugmentConfig::default(), arguments.seed())?);
     }
     let schedule = plan.schedule_spec.build(
         arguments.learning_rate,

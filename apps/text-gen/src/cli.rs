@@ -139,9 +139,10 @@ pub struct TrainArgs {
     /// speed; one limited by --steps repeats bit for bit.
     #[arg(long, value_name = "MINUTES")]
     pub time_limit: Option<f64>,
-    /// Seed of the initial weights, the training windows and dropout.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Seed of the initial weights, the training windows and dropout (default: 42, or the
+    /// resumed checkpoint's).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Device: cpu, cuda, cuda:N, metal or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -243,4 +244,15 @@ pub struct PerplexityArgs {
     /// Device: cpu, cuda, cuda:N, metal or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// The seed of a run that names none.
+pub const DEFAULT_SEED: u64 = 42;
+
+impl TrainArgs {
+    /// The seed of the run: `--seed`, else [`DEFAULT_SEED`] (a resumed run's is filled in from
+    /// its checkpoint before training).
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(DEFAULT_SEED)
+    }
 }

@@ -37,6 +37,11 @@ use crate::{
 /// machine (measured times: docs/performance.md).
 pub const DEFAULT_STEPS: usize = 7_200;
 
+/// The largest `--batch-size` and `--seq-len`.
+const MAX_BATCH: usize = 1 << 16;
+/// The most tokens one step may train on (`--batch-size` × `--seq-len`).
+const MAX_TOKENS_PER_STEP: usize = 1 << 22;
+
 /// Windows per validation batch (no gradients, so larger is faster).
 const VALIDATION_BATCH: usize = 128;
 
@@ -121,6 +126,31 @@ fn check(arguments: &TrainArgs) -> Result<()> {
         if value == 0 {
             bail!("{flag} must be positive, got 0");
         }
+    }
+    let bounded = [
+        ("--embedding", arguments.embedding, dl_models::MAX_WIDTH),
+        ("--hidden", arguments.hidden, dl_models::MAX_WIDTH),
+        ("--layers", arguments.layers, dl_models::MAX_LAYERS),
+        (
+            "--vocab-size",
+            arguments.vocab_size,
+            dl_models::MAX_VOCABULARY,
+        ),
+        ("--batch-size", arguments.batch_size, MAX_BATCH),
+        ("--seq-len", arguments.seq_len, MAX_BATCH),
+    ];
+    for (flag, value, most) in bounded {
+        if value > most {
+            bail!("{flag} {value} is too large: at most {most}");
+        }
+    }
+    if arguments.batch_size * arguments.seq_len > MAX_TOKENS_PER_STEP {
+        bail!(
+            "--batch-size {} × --seq-len {} is {} tokens a step: at most {MAX_TOKENS_PER_STEP}",
+            arguments.batch_size,
+            arguments.seq_len,
+            arguments.batch_size * arguments.seq_len
+        );
     }
     if arguments.steps == Some(0) {
         bail!("--steps must be positive, got 0");
@@ -215,7 +245,9 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(arguments: &TrainArgs) -> Result<Self> {
+    /// Checks the flags and finds what is resumed; a resumed run without `--seed` takes its
+    /// checkpoint's (filled into `arguments`).
+    fn new(arguments: &mut TrainArgs) -> Result<Self> {
         check(arguments)?;
         let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
         let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
@@ -223,6 +255,11 @@ impl Plan {
         let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
         let text = read_text(&corpus)?;
         let resumed = Run::open_resumed(arguments.resume.clone())?;
+        if let Some((run, checkpoint)) = &resumed {
+            let (seed, notice) = run.seed_to_continue(checkpoint, arguments.seed);
+            arguments.seed = seed;
+            notice.iter().for_each(|notice| println!("{notice}"));
+        }
         // Before training: an output that cannot be written, or would overwrite the text it
         // reads, fails now.
         let tokenizer_file = Path::new(&arguments.tokenizer);
@@ -233,7 +270,7 @@ impl Plan {
         Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &inputs)?;
         let recipe = match &resumed {
             Some((run, checkpoint)) => {
-                Recipe::language_model(run.checkpoint_path(), &checkpoint.metadata)?
+                dl_models::language_model_recipe(run.checkpoint_path(), checkpoint)?
             }
             None => {
                 let tokenizer = build_tokenizer(
@@ -291,7 +328,7 @@ struct TrainingSettings {
 impl TrainingSettings {
     fn of(arguments: &TrainArgs, steps: usize) -> Self {
         Self {
-            seed: arguments.seed,
+            seed: arguments.seed(),
             seq_len: arguments.seq_len,
             batch_size: arguments.batch_size,
             learning_rate: arguments.learning_rate,
@@ -341,7 +378,7 @@ impl Corpus {
             train_tokens,
             arguments.seq_len,
             arguments.batch_size,
-            arguments.seed,
+            arguments.seed(),
         )
         .context("not enough text to train on")?
         .with_device(plan.device.clone());
@@ -433,10 +470,12 @@ fn build_trainer(
 
 /// Runs `train`.
 pub fn run(arguments: &TrainArgs) -> Result<()> {
-    let plan = Plan::new(arguments)?;
+    let mut arguments = arguments.clone();
+    let plan = Plan::new(&mut arguments)?;
+    let arguments = &arguments;
     let corpus = Corpus::prepare(&plan, arguments)?;
     let steps = corpus.steps;
-    let store = VarStore::new(&plan.device, DType::F32, arguments.seed);
+    let store = VarStore::new(&plan.device, DType::F32, arguments.seed());
     let model = plan.recipe.build(&store)?;
     let mut metadata = plan.metadata(arguments, &steps)?;
     let (mut trainer, time_limit_reached) =
@@ -546,7 +585,7 @@ fn describe(
         steps.total as f64 / steps.per_pass,
         arguments.learning_rate,
         arguments.clip_norm,
-        arguments.seed,
+        arguments.seed(),
         steps.eval_every
     );
 }
@@ -619,7 +658,7 @@ fn print_sample(
         &ids,
         arguments.sample_length,
         &sampling,
-        &mut SeededRng::new(arguments.seed),
+        &mut SeededRng::new(arguments.seed()),
         &mut print_flushed,
     )?;
     println!();

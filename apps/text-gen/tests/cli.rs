@@ -2,116 +2,12 @@
 //! perfectly (greedy generation reproduces it), then generate, perplexity, resume, BPE, a
 //! Chinese corpus, determinism, and every bad input the issue lists.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{collections::BTreeMap, path::Path, process::Output};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_text-gen");
+mod common;
 
-/// 45 characters, 28 distinct (a pangram, a space and a full stop): repeated, it is perfectly predictable after a few characters.
-const SENTENCE: &str = "the quick brown fox jumps over the lazy dog. ";
+use common::{assert_failure, assert_success, path, run, stdout, text, train, write, SENTENCE};
 
-/// A small model and a high learning rate: a repeated sentence is learned in about 150 steps.
-const SMALL_MODEL: &[&str] = &[
-    "--embedding",
-    "16",
-    "--hidden",
-    "48",
-    "--seq-len",
-    "24",
-    "--batch-size",
-    "16",
-    "--learning-rate",
-    "0.01",
-    "--eval-every",
-    "50",
-    "--sample-length",
-    "0",
-];
-
-fn run(arguments: &[&str]) -> Output {
-    Command::new(BINARY)
-        .args(arguments)
-        .env_remove("DL_DATA_DIR")
-        .env_remove("RAYON_NUM_THREADS")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "the command failed:\n{}",
-        text(output)
-    );
-}
-
-/// The command failed cleanly (exit code 1, an `error:` line, no panic) with `expected` in its
-/// message.
-fn assert_failure(output: &Output, expected: &str) {
-    let all = text(output);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "expected exit code 1:\n{all}"
-    );
-    assert!(
-        !all.contains("panicked"),
-        "a panic instead of an error:\n{all}"
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: "), "no error line:\n{all}");
-    assert!(
-        stderr.contains(expected),
-        "expected {expected:?} in:\n{all}"
-    );
-}
-
-fn write(directory: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-    let path = directory.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn path(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// `train` with the small model on `corpus`, saving to `out`; flags in `extra` replace those of
-/// [`SMALL_MODEL`].
-fn train(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut arguments = vec![
-        "train",
-        "--offline",
-        "--corpus",
-        path(corpus),
-        "--out",
-        path(out),
-    ];
-    for pair in SMALL_MODEL.chunks(2) {
-        if !extra.contains(&pair[0]) {
-            arguments.extend_from_slice(pair);
-        }
-    }
-    arguments.extend_from_slice(extra);
-    run(&arguments)
-}
-
-/// The number after `label` in the line of `output` that starts with `line_start`.
 /// Runs `perplexity` on `corpus` and returns what it printed, the loss per token and per
 /// character.
 fn perplexity_of(checkpoint: &Path, corpus: &Path) -> (String, f64, f64) {
@@ -134,6 +30,7 @@ fn recipe(checkpoint: &Path) -> serde_json::Value {
     serde_json::from_str(&metadata(checkpoint)["recipe"]).unwrap()
 }
 
+/// The number after `label` in the line of `output` that starts with `line_start`.
 fn number_after(output: &str, line_start: &str, label: &str) -> f64 {
     let line = output
         .lines()

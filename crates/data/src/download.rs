@@ -33,7 +33,8 @@ pub enum Source {
     /// A local folder, tried as `<folder>/<key>/<file>` and then `<folder>/<file>`: works
     /// offline, e.g. with a copy of the datasets made on another machine.
     Folder(PathBuf),
-    /// An `http://` or `https://` base URL; a file's URL is the base followed by its name.
+    /// An `http://` or `https://` base URL, tried as `<base>/<key>/<file>` and then
+    /// `<base>/<file>`.
     Url(String),
 }
 
@@ -249,6 +250,13 @@ fn fetch_file(
     failed_attempts: &mut Vec<String>,
 ) -> Result<String> {
     let sources: Vec<Source> = match &options.mirror {
+        // A URL mirror laid out like the data directory (BASE/mnist/…, BASE/fashion-mnist/…,
+        // whose files share names) or holding the files themselves: both are tried, as a
+        // folder mirror's two places are.
+        Some(Source::Url(base)) => vec![
+            Source::Url(format!("{}/{}/", base.trim_end_matches('/'), dataset.key)),
+            Source::Url(base.clone()),
+        ],
         Some(mirror) => vec![mirror.clone()],
         None => dataset
             .urls

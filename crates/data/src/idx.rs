@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use flate2::bufread::GzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 use crate::error::{DataError, Result};
 
@@ -121,7 +121,7 @@ fn decode<R: BufRead>(
         // A deflate stream of real image data expands a few times; starting the buffer at 8×
         // the compressed size avoids both reallocations and large up-front allocations.
         decode_stream(
-            GzDecoder::new(reader),
+            MultiGzDecoder::new(reader),
             input_length.saturating_mul(8),
             None,
             source,

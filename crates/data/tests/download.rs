@@ -456,6 +456,34 @@ fn a_mirror_url_replaces_the_manifest_urls() {
 }
 
 #[test]
+fn a_mirror_url_laid_out_like_the_data_directory_works() {
+    // BASE/<key>/<file>, as a copy of datasets/ served over HTTP is laid out (MNIST and
+    // Fashion-MNIST share file names, so the files cannot all sit in BASE/).
+    let body = synthetic(19, 700);
+    let (server, manifest) = serve_a_bin(&body, Behaviour::Serve(body.clone()), None);
+    server.route(
+        &format!("/copy/{KEY}/a.bin"),
+        Behaviour::Serve(body.clone()),
+    );
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = DownloadOptions {
+        mirror: Some(Source::parse(&server.url("/copy/"))),
+        ..options()
+    };
+
+    download_dataset_from(&manifest, KEY, data_dir.path(), &options).unwrap();
+
+    assert_eq!(read(data_dir.path(), "a.bin"), body);
+    assert_eq!(
+        (
+            server.requests(&format!("/copy/{KEY}/a.bin")),
+            server.requests("/one/a.bin")
+        ),
+        (1, 0)
+    );
+}
+
+#[test]
 fn when_every_source_fails_the_error_lists_each_attempt_and_suggests_a_mirror() {
     let body = synthetic(18, 400);
     let server = TestServer::start();

@@ -104,6 +104,25 @@ fn gzip_round_trip_from_bytes_and_from_a_file() {
 }
 
 #[test]
+fn a_multi_member_gzip_is_read_whole() {
+    // What `cat a.gz b.gz`, pigz and bgzip produce: several gzip members one after the other,
+    // which together decompress to the concatenation (RFC 1952, 2.2).
+    let bytes = small_images();
+    let (head, tail) = bytes.split_at(11);
+    let mut members = gzip(head);
+    members.extend(gzip(tail));
+    let expected = parse_idx(&bytes, Path::new("raw")).unwrap();
+    assert_eq!(
+        parse_idx(&members, Path::new("images.idx.gz")).unwrap(),
+        expected
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("images.idx.gz");
+    std::fs::write(&path, &members).unwrap();
+    assert_eq!(read_idx(&path).unwrap(), expected);
+}
+
+#[test]
 fn one_to_four_dimensions_are_read() {
     for dims in [vec![5u32], vec![2, 3], vec![2, 1, 3], vec![1, 2, 1, 2]] {
         let count: u32 = dims.iter().product();

@@ -32,6 +32,69 @@ pub struct TextModelConfig {
     pub dropout: f32,
 }
 
+/// The largest hidden or embedding size the zoo builds (a recipe or a flag asking for more is
+/// refused before anything is allocated): an LSTM layer of 4,096 holds 4 × 4,096² weights per
+/// matrix, 256 MiB, and training keeps three more copies (the gradient, Adam's two moments).
+pub const MAX_WIDTH: usize = 4_096;
+/// The most stacked LSTM layers the zoo builds.
+pub const MAX_LAYERS: usize = 64;
+/// The largest vocabulary the zoo builds.
+pub const MAX_VOCABULARY: usize = 1 << 20;
+
+impl TextModelConfig {
+    /// Checks every size against the zoo's bounds ([`MAX_WIDTH`], [`MAX_LAYERS`],
+    /// [`MAX_VOCABULARY`]) and the dropout against [0, 1); the error names the setting by its
+    /// command-line flag.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let sizes = [
+            ("--vocab-size (vocab_size)", self.vocab_size, MAX_VOCABULARY),
+            ("--embedding", self.embedding, MAX_WIDTH),
+            ("--hidden", self.hidden, MAX_WIDTH),
+            ("--layers", self.layers, MAX_LAYERS),
+        ];
+        for (name, value, most) in sizes {
+            if value == 0 || value > most {
+                return Err(format!(
+                    "{name} is {value}: it must be between 1 and {most}"
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "--dropout is {}: it must be in [0, 1)",
+                self.dropout
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every parameter's name and shape, as [`TextModel::new`] creates them (PyTorch's names).
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let gates = 4 * self.hidden;
+        let mut shapes = vec![(
+            "embedding.weight".to_string(),
+            vec![self.vocab_size, self.embedding],
+        )];
+        for layer in 0..self.layers {
+            let input = if layer == 0 {
+                self.embedding
+            } else {
+                self.hidden
+            };
+            shapes.push((format!("lstm.weight_ih_l{layer}"), vec![gates, input]));
+            shapes.push((format!("lstm.weight_hh_l{layer}"), vec![gates, self.hidden]));
+            shapes.push((format!("lstm.bias_ih_l{layer}"), vec![gates]));
+            shapes.push((format!("lstm.bias_hh_l{layer}"), vec![gates]));
+        }
+        shapes.push((
+            "head.weight".to_string(),
+            vec![self.vocab_size, self.hidden],
+        ));
+        shapes.push(("head.bias".to_string(), vec![self.vocab_size]));
+        shapes
+    }
+}
+
 /// Token ids `(batch, steps)` → next-token logits `(batch, steps, vocab_size)`.
 #[derive(Debug)]
 pub struct TextModel {

@@ -11,7 +11,7 @@ use std::{
 use dl_nn::{Checkpoint, Sequential, VarStore};
 use dl_tensor::{DType, Device};
 
-use crate::{ImageRecipe, Recipe, Result, TextModel, TextRecipe};
+use crate::{ImageRecipe, ModelsError, Recipe, Result, TextModel, TextRecipe};
 
 /// A model rebuilt from a checkpoint.
 pub struct Loaded<M, R> {
@@ -61,8 +61,32 @@ pub fn load_image_classifier(path: &Path, device: &Device) -> Result<LoadedImage
 /// kind is an error that says so.
 pub fn load_language_model(path: &Path, device: &Device) -> Result<LoadedLanguageModel> {
     let checkpoint = Checkpoint::load(path)?;
-    let recipe = Recipe::language_model(path, &checkpoint.metadata)?;
+    let recipe = language_model_recipe(path, &checkpoint)?;
     restore_language_model(path, checkpoint, recipe, device)
+}
+
+/// The language model's recipe of the checkpoint at `path`, its sizes checked against the
+/// stored tensors: the sizes come from the file, and a model of the sizes it claims is never
+/// allocated unless its weights are there (a small file claiming a hidden size of 10⁸ is
+/// refused). What `train --resume` and every loader use.
+pub fn language_model_recipe(path: &Path, checkpoint: &Checkpoint) -> Result<TextRecipe> {
+    let recipe = Recipe::language_model(path, &checkpoint.metadata)?;
+    for (name, shape) in recipe.config.parameter_shapes() {
+        let stored = checkpoint
+            .tensors
+            .get(&name)
+            .map(|tensor| tensor.dims().to_vec());
+        if stored.as_deref() != Some(shape.as_slice()) {
+            return Err(ModelsError::BadRecipe {
+                path: path.to_path_buf(),
+                problem: match stored {
+                    Some(stored) => format!("the recipe says tensor '{name}' has shape {shape:?}, the file holds {stored:?}: the metadata does not describe these weights"),
+                    None => format!("the recipe needs tensor '{name}', which the file lacks: the metadata does not describe these weights"),
+                },
+            });
+        }
+    }
+    Ok(recipe)
 }
 
 /// Builds `recipe`'s network on `device` and loads the checkpoint's weights into it.

@@ -128,6 +128,9 @@ impl Recipe {
                 config,
                 ..
             } => {
+                config.validate().map_err(|problem| {
+                    bad(format!("the recipe's sizes cannot be built: {problem}"))
+                })?;
                 if architecture != LANGUAGE_MODEL_ARCHITECTURE {
                     return Err(bad(format!(
                         "unknown model '{architecture}' in the metadata (expected {LANGUAGE_MODEL_ARCHITECTURE})"

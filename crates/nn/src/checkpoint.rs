@@ -87,6 +87,19 @@ pub fn save_checkpoint(
     save_tensors(path, &tensors, metadata)
 }
 
+/// How many values of a floating-point `tensor` are NaN or infinite (`None` for none).
+fn non_finite_values(tensor: &Tensor) -> Result<Option<usize>> {
+    if !tensor.dtype().is_float() {
+        return Ok(None);
+    }
+    let values: Vec<f64> = tensor
+        .flatten_all()?
+        .to_dtype(dl_tensor::DType::F64)?
+        .to_vec1()?;
+    let count = values.iter().filter(|value| !value.is_finite()).count();
+    Ok((count > 0).then_some(count))
+}
+
 impl Checkpoint {
     /// Reads a checkpoint, checking that it is a complete safetensors file.
     pub fn load(path: impl AsRef<FilePath>) -> Result<Self> {
@@ -151,6 +164,16 @@ impl Checkpoint {
                         parameter.name,
                         tensor.dtype(),
                         parameter.var.dtype()
+                    ),
+                ));
+            }
+            if let Some(count) = non_finite_values(tensor)? {
+                return Err(checkpoint_error(
+                    path,
+                    format!(
+                        "tensor '{}' holds {count} NaN or infinite value{}: the model diverged before it was saved, or the file is damaged; train it again (a lower learning rate or gradient clipping helps)",
+                        parameter.name,
+                        if count == 1 { "" } else { "s" }
                     ),
                 ));
             }

@@ -25,6 +25,14 @@ pub enum TensorError {
         /// What is wrong with its input.
         problem: String,
     },
+    /// A thread count that cannot be used.
+    #[error("--threads {threads}: {problem}")]
+    Threads {
+        /// The count asked for.
+        threads: usize,
+        /// Why it cannot be used, and what to do.
+        problem: String,
+    },
     /// An error raised by Candle itself.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -31,6 +31,8 @@
 //! one of the pool's threads, where a split is only work pushed on that thread's queue for the
 //! others to take. [`on_compute_threads`] runs a training loop there.
 
+use crate::TensorError;
+
 /// The variable Rayon reads for the size of its global pool.
 pub const RAYON_VARIABLE: &str = "RAYON_NUM_THREADS";
 /// The variable Candle reads for the size of its element-wise pool.
@@ -61,6 +63,9 @@ impl std::fmt::Display for ThreadPlan {
     }
 }
 
+/// The most compute threads [`configure`] accepts.
+pub const MAX_THREADS: usize = 1024;
+
 /// A positive whole number in `variable`, if it holds one.
 fn from_environment(variable: &str) -> Option<usize> {
     std::env::var(variable)
@@ -81,12 +86,22 @@ fn from_environment(variable: &str) -> Option<usize> {
 /// the pools read the variables once, and changing the environment while other threads read it
 /// is a data race on some platforms.
 ///
+/// More than [`MAX_THREADS`] threads, or a pool whose threads cannot be started, is an error
+/// that says so.
+///
 /// ```
-/// let plan = dl_tensor::threads::configure(Some(3));
+/// let plan = dl_tensor::threads::configure(Some(3))?;
 /// assert_eq!(plan.compute_threads, 3);
 /// assert_eq!(std::env::var("RAYON_NUM_THREADS").unwrap(), "3");
+/// # Ok::<(), dl_tensor::TensorError>(())
 /// ```
-pub fn configure(requested: Option<usize>) -> ThreadPlan {
+pub fn configure(requested: Option<usize>) -> crate::Result<ThreadPlan> {
+    if let Some(threads) = requested.filter(|&threads| threads > MAX_THREADS) {
+        return Err(TensorError::Threads {
+            threads,
+            problem: format!("at most {MAX_THREADS} threads are supported; pass a smaller --threads (the physical cores are the default)"),
+        });
+    }
     let (compute_threads, source) = match (
         requested.filter(|&n| n > 0),
         from_environment(RAYON_VARIABLE),
@@ -104,16 +119,25 @@ pub fn configure(requested: Option<usize>) -> ThreadPlan {
     // Started here rather than on first use, to give its threads the stack a main thread has:
     // programs run their whole loop on one of them (`on_compute_threads`), and Candle's
     // backpropagation walks the graph recursively. Fails, harmlessly, when the pool has
-    // already started; it then keeps its size.
-    let _ = rayon::ThreadPoolBuilder::new()
+    // already started (an error without a cause); it then keeps its size. Threads that cannot
+    // be started (the process's limits) are an error.
+    if let Err(error) = rayon::ThreadPoolBuilder::new()
         .num_threads(compute_threads)
         .stack_size(WORKER_STACK_BYTES)
-        .build_global();
-    ThreadPlan {
+        .build_global()
+    {
+        if let Some(cause) = std::error::Error::source(&error) {
+            return Err(TensorError::Threads {
+                threads: compute_threads,
+                problem: format!("the thread pool cannot start them ({cause}); pass a smaller --threads or raise the process's thread limit"),
+            });
+        }
+    }
+    Ok(ThreadPlan {
         compute_threads,
         elementwise_threads,
         source,
-    }
+    })
 }
 
 /// Runs `work` on one of the threads of Rayon's global pool and returns its result: call the
@@ -138,7 +162,10 @@ pub fn run_program<E: std::fmt::Display + Send>(
     requested: Option<usize>,
     work: impl FnOnce() -> Result<(), E> + Send,
 ) {
-    configure(requested);
+    if let Err(error) = configure(requested) {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
     if let Err(error) = on_compute_threads(work) {
         eprintln!("error: {error:#}");
         std::process::exit(1);

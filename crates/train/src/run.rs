@@ -109,6 +109,22 @@ fn write_error(path: &Path, error: impl std::fmt::Display) -> TrainingError {
     }
 }
 
+/// The metadata key of a run's training settings (a JSON object the program defines; both
+/// apps record at least `seed`).
+pub const TRAINING_KEY: &str = "training";
+
+/// The seed a checkpoint's run was trained with: `training.seed`, or the `seed` entry of an
+/// older checkpoint.
+pub fn recorded_seed(metadata: &BTreeMap<String, String>) -> Option<u64> {
+    match metadata.get(TRAINING_KEY) {
+        Some(json) => serde_json::from_str::<serde_json::Value>(json)
+            .ok()?
+            .get("seed")?
+            .as_u64(),
+        None => metadata.get("seed")?.parse().ok(),
+    }
+}
+
 /// The metadata key of the last finished epoch.
 pub const EPOCH_KEY: &str = "epoch";
 /// The metadata key of the optimizer steps taken.
@@ -394,6 +410,30 @@ impl Run {
     /// Reads the checkpoint to resume from: its metadata says how to rebuild the model.
     pub fn open(&self) -> TrainingResult<Checkpoint> {
         Ok(Checkpoint::load(&self.checkpoint)?)
+    }
+
+    /// The seed a resumed run continues with: `given` (a `--seed`), else the one `checkpoint`
+    /// was trained with (see [`recorded_seed`]); and a notice when `given` differs from it, since
+    /// the batches and dropout masks then differ from the uninterrupted run's.
+    pub fn seed_to_continue(
+        &self,
+        checkpoint: &Checkpoint,
+        given: Option<u64>,
+    ) -> (Option<u64>, Option<String>) {
+        let Some(recorded) = recorded_seed(&checkpoint.metadata) else {
+            return (given, None);
+        };
+        match given {
+            None => (Some(recorded), None),
+            Some(given) if given != recorded => (
+                Some(given),
+                Some(format!(
+                    "{} was trained with seed {recorded}; --seed {given} shuffles and drops out differently from here on",
+                    self.checkpoint.display()
+                )),
+            ),
+            Some(given) => (Some(given), None),
+        }
     }
 
     /// The run to resume and its checkpoint, when a `--resume` path was given.

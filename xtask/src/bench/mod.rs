@@ -250,7 +250,7 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
         bail!("--threads 0: use at least 1");
     }
     // Before any Candle operation starts a thread pool (see dl_tensor::threads).
-    let plan = dl_tensor::threads::configure(options.threads);
+    let plan = dl_tensor::threads::configure(options.threads)?;
     let threads = plan.compute_threads;
     eprintln!("threads: {plan}");
 

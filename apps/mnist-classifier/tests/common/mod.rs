@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod catalogue;
+
 use std::{
     io::Write,
     path::{Path, PathBuf},
