@@ -10,7 +10,6 @@ mod cli;
 mod data;
 mod evaluate;
 mod predict;
-mod preprocess;
 mod settings;
 mod train;
 

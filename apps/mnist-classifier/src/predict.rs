@@ -8,7 +8,7 @@ use dl_nn::Sequential;
 use dl_tensor::{DeviceChoice, Tensor};
 use serde_json::json;
 
-use crate::{cli::PredictArgs, data::load_images, preprocess};
+use crate::{cli::PredictArgs, data::load_images};
 
 /// How many classes to show per image.
 const TOP: usize = 3;
@@ -33,7 +33,8 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     let names = loaded.recipe.dataset.class_names();
     let mut inputs: Vec<(String, Result<Tensor>, Option<u32>)> = Vec::new();
     for path in &arguments.images {
-        let prepared = preprocess::load_digit(path)
+        let prepared = dl_data::load_digit(path)
+            .map_err(anyhow::Error::from)
             .and_then(|pixels| Ok(Tensor::from_vec(pixels, (1, 28, 28), &device)?));
         inputs.push((path.display().to_string(), prepared, None));
     }

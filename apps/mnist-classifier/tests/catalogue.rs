@@ -411,7 +411,7 @@ fn every_bad_input_is_a_clear_error() {
         with(
             "predict a missing image",
             predict(&at("absent.png")),
-            &["absent.png", "cannot open"],
+            &["absent.png", "No such file"],
         ),
         with(
             "predict a text file",

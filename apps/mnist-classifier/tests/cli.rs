@@ -351,3 +351,58 @@ fn bad_flags_are_rejected() {
         );
     }
 }
+
+#[test]
+fn a_resumed_run_keeps_its_checkpoints_seed() {
+    // Trained with --seed 7 and resumed without --seed: the shuffling goes on from seed 7 (the
+    // version before took the default seed, 42, and ended elsewhere).
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let flags = ["--model", "logreg", "--schedule", "constant", "--seed", "7"];
+    let whole = root.path().join("whole.safetensors");
+    let output = train(&data, &whole, &[&flags[..], &["--epochs", "2"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let half = root.path().join("half.safetensors");
+    let output = train(&data, &half, &[&flags[..], &["--epochs", "1"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let resumed = root.path().join("resumed.safetensors");
+    let output = train(
+        &data,
+        &resumed,
+        &[
+            "--model",
+            "logreg",
+            "--schedule",
+            "constant",
+            "--epochs",
+            "2",
+            "--resume",
+            half.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),
+        "the resumed run did not continue with seed 7"
+    );
+    // A different --seed is allowed, and said.
+    let output = train(
+        &data,
+        &root.path().join("other.safetensors"),
+        &[
+            "--model",
+            "logreg",
+            "--epochs",
+            "2",
+            "--seed",
+            "8",
+            "--resume",
+            half.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text(&output).contains("was trained with seed 7; --seed 8"),
+        "{}",
+        text(&output)
+    );
+}

@@ -7,6 +7,7 @@
 
 mod augment;
 mod data_dir;
+mod digit_image;
 mod download;
 mod error;
 mod hub;
@@ -20,6 +21,9 @@ mod tokenizer;
 
 pub use augment::{warp_batch, AffineTransform, AugmentConfig, Augmenter};
 pub use data_dir::{resolve_data_dir, DATA_DIR_VARIABLE};
+pub use digit_image::{
+    decode_digit, load_digit, prepare as prepare_digit, MAX_PIXELS, SIDE as DIGIT_SIDE,
+};
 pub use download::{
     download_dataset, download_dataset_from, ensure_dataset, ensure_dataset_from, DownloadOptions,
     DownloadReport, FileOutcome, FileReport, Source,
@@ -37,6 +41,6 @@ pub use manifest::{verify_file, DatasetEntry, FileEntry, Manifest, BUILTIN_MANIF
 pub use mnist::{
     FashionMnist, ImageDataset, ImageSet, Mnist, CLASS_COUNT, IMAGE_SIDE, MNIST_MEAN, MNIST_STD,
 };
-pub use text::{read_corpus, split_train_validation};
+pub use text::{corpus_from_bytes, read_corpus, split_train_validation};
 pub use text_loader::{RandomWindowBatches, SequentialWindowBatches, TextWindows};
 pub use tokenizer::{CharVocabulary, StreamingDecoder, Tokenizer};

@@ -19,6 +19,12 @@ use crate::{DataError, Result};
 /// offset of the first invalid byte, [`DataError::TooLittleText`] when the file is empty.
 pub fn read_corpus(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|error| DataError::io(path, error))?;
+    corpus_from_bytes(bytes, path)
+}
+
+/// A corpus from the bytes of a file (`path` names it in errors), checked as [`read_corpus`]
+/// checks one.
+pub fn corpus_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<String> {
     if bytes.is_empty() {
         return Err(DataError::TooLittleText {
             path: path.to_path_buf(),

@@ -34,8 +34,8 @@ pub use language_model::{
     TextModel, TextModelConfig, TextRecipe, MAX_LAYERS, MAX_VOCABULARY, MAX_WIDTH,
 };
 pub use load::{
-    checkpoint_file, language_model_recipe, load, load_image_classifier, load_language_model,
-    Loaded, LoadedImageClassifier, LoadedLanguageModel, LoadedModel,
+    checkpoint_file, from_checkpoint, language_model_recipe, load, load_image_classifier,
+    load_language_model, Loaded, LoadedImageClassifier, LoadedLanguageModel, LoadedModel,
 };
 pub use recipe::{
     Recipe, APP_KEY, IMAGE_CLASSIFIER_APP, LANGUAGE_MODEL_APP, LANGUAGE_MODEL_ARCHITECTURE,

@@ -38,7 +38,15 @@ pub enum LoadedModel {
 
 /// Reads the checkpoint at `path` and rebuilds whatever model it holds on `device`.
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
-    let checkpoint = Checkpoint::load(path)?;
+    from_checkpoint(path, Checkpoint::load(path)?, device)
+}
+
+/// Rebuilds whatever model `checkpoint` (read from `path`) holds, on `device`.
+pub fn from_checkpoint(
+    path: &Path,
+    checkpoint: Checkpoint,
+    device: &Device,
+) -> Result<LoadedModel> {
     Ok(match Recipe::from_metadata(path, &checkpoint.metadata)? {
         Recipe::ImageClassifier(recipe) => LoadedModel::ImageClassifier(restore_image_classifier(
             path, checkpoint, recipe, device,

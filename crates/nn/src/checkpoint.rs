@@ -106,13 +106,19 @@ impl Checkpoint {
         let path = path.as_ref();
         let bytes = fs::read(path)
             .map_err(|error| checkpoint_error(path, format!("cannot read: {error}")))?;
-        let parsed = SafeTensors::deserialize(&bytes).map_err(|error| {
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads a checkpoint from the bytes of a file (`path` names it in errors), checking that
+    /// they are a complete safetensors file.
+    pub fn from_bytes(bytes: &[u8], path: &FilePath) -> Result<Self> {
+        let parsed = SafeTensors::deserialize(bytes).map_err(|error| {
             checkpoint_error(
                 path,
                 format!("not a valid safetensors file ({error}): it may be truncated or of another format"),
             )
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|error| checkpoint_error(path, format!("unreadable header: {error}")))?;
         let metadata: BTreeMap<String, String> = header
             .metadata()

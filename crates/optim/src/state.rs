@@ -333,6 +333,16 @@ impl OptimizerState {
         };
         let bytes =
             fs::read(path).map_err(|error| file_error(format!("cannot read it: {error}")))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads optimizer state from the bytes of a file written by [`OptimizerState::save`]
+    /// (`path` names it in errors); see [`OptimizerState::load`].
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let file_error = |problem: String| OptimError::StateFile {
+            path: path.to_path_buf(),
+            problem,
+        };
         let Some(length_prefix) = bytes.first_chunk::<8>() else {
             return Err(file_error(format!(
                 "truncated or not a safetensors file: it has {} bytes, fewer than the 8-byte header length that starts a safetensors file",
@@ -347,7 +357,7 @@ impl OptimizerState {
             )));
         }
         let (_, metadata) =
-            SafeTensors::read_metadata(&bytes).map_err(|error| file_error(describe(&error)))?;
+            SafeTensors::read_metadata(bytes).map_err(|error| file_error(describe(&error)))?;
         let mut values: BTreeMap<String, String> = metadata
             .metadata()
             .clone()
@@ -367,8 +377,7 @@ impl OptimizerState {
                 )))
             }
         }
-        let file =
-            SafeTensors::deserialize(&bytes).map_err(|error| file_error(describe(&error)))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|error| file_error(describe(&error)))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in file.tensors() {
             if !matches!(

@@ -124,6 +124,15 @@ impl History {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|error| bad(format!("cannot read the training history: {error}")))?;
+        Self::from_csv(&text, path)
+    }
+
+    /// Reads a history from CSV text written by [`History::to_csv`] (`path` names it in errors).
+    pub fn from_csv(text: &str, path: &Path) -> TrainingResult<Self> {
+        let bad = |problem: String| TrainingError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
         let mut lines = text.lines();
         let header = lines.next().unwrap_or_default();
         let Some(extra) = header.strip_prefix(CSV_HEADER) else {
@@ -132,10 +141,22 @@ impl History {
             ));
         };
         let names: Vec<&str> = extra.split(',').skip(1).collect();
-        if !extra.is_empty() && !extra.starts_with(',') || names.iter().any(|name| name.is_empty())
+        let is_name = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.()".contains(c))
+        };
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        if !extra.is_empty() && !extra.starts_with(',')
+            || !names.iter().all(|name| is_name(name))
+            || unique.len() != names.len()
         {
             return Err(bad(format!(
-                "not a training history: unexpected header columns '{extra}'"
+                "not a training history: unexpected header columns '{}' (a metric's name is letters, digits and _-.() only, each once)",
+                extra.escape_debug()
             )));
         }
         let columns = 8 + names.len();

@@ -1,12 +1,14 @@
 //! Turning any photo or drawing of a digit into an MNIST-like input, the way MNIST itself was
 //! made: grayscale, white digit on black, the digit scaled to fit a 20 x 20 box (keeping its
 //! aspect ratio) and placed in a 28 x 28 image so that its centre of mass is at the centre.
-//! A model trained on MNIST only recognises digits prepared like this.
+//! A model trained on MNIST only recognises digits prepared like this (course §5.1, used by
+//! `mnist-classifier predict`).
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use image::{imageops::FilterType, GrayImage, Luma};
+
+use crate::{DataError, Result};
 
 /// Side of the MNIST image.
 pub const SIDE: u32 = 28;
@@ -24,21 +26,30 @@ const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 /// Reads an image file of any size and colour and prepares it as 784 values in 0..1 (row-major
 /// 28 x 28).
 pub fn load_digit(path: &Path) -> Result<Vec<f32>> {
-    let reader = || -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
-        image::ImageReader::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
+    let bytes = std::fs::read(path).map_err(|error| DataError::io(path, error))?;
+    decode_digit(&bytes, path)
+}
+
+/// Decodes the image in `bytes` (PNG or JPEG, any size and colour; `path` names it in errors)
+/// and prepares it as [`load_digit`] does. An image of more than [`MAX_PIXELS`] is refused from
+/// its header, before it is decoded, and the decoder may allocate at most 512 MiB.
+pub fn decode_digit(bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(|error| DataError::io(path, error))
     };
     let (width, height) = reader()?
         .into_dimensions()
-        .map_err(|error| not_readable(path, &error))?;
+        .map_err(|error| not_readable(path, bytes, &error))?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        bail!(
-            "{} is {width} x {height} pixels, more than the {} megapixels this program decodes; shrink it first (a digit needs no more than a few hundred pixels a side)",
-            path.display(),
-            MAX_PIXELS / 1_000_000
-        );
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "{width} x {height} pixels, more than the {} megapixels this program decodes; shrink it first (a digit needs no more than a few hundred pixels a side)",
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
     }
     let mut reader = reader()?;
     let mut limits = image::Limits::default();
@@ -46,26 +57,20 @@ pub fn load_digit(path: &Path) -> Result<Vec<f32>> {
     reader.limits(limits);
     let decoded = reader
         .decode()
-        .map_err(|error| not_readable(path, &error))?;
+        .map_err(|error| not_readable(path, bytes, &error))?;
     prepare(&flatten_on_white(&decoded))
-        .with_context(|| format!("{}: cannot find a digit", path.display()))
+        .map_err(|problem| DataError::corrupt(path, format!("cannot find a digit: {problem}")))
 }
 
 /// The error for an image the decoder refused, naming what it can of the reason: a JPEG coding
 /// process it does not support (its own message would be misleading), else the decoder's.
-fn not_readable(path: &Path, error: &image::ImageError) -> anyhow::Error {
-    let process = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| unsupported_jpeg_process(&bytes));
-    match process {
-        Some(process) => anyhow::anyhow!(
-            "{} is a {process} JPEG, which the decoder does not support; save it as an ordinary (baseline or progressive) JPEG or as PNG",
-            path.display()
+fn not_readable(path: &Path, bytes: &[u8], error: &image::ImageError) -> DataError {
+    match unsupported_jpeg_process(bytes) {
+        Some(process) => DataError::corrupt(
+            path,
+            format!("a {process} JPEG, which the decoder does not support; save it as an ordinary (baseline or progressive) JPEG or as PNG"),
         ),
-        None => anyhow::anyhow!(
-            "{} is not a readable PNG or JPEG image: {error}",
-            path.display()
-        ),
+        None => DataError::corrupt(path, format!("not a readable PNG or JPEG image: {error}")),
     }
 }
 
@@ -118,15 +123,15 @@ fn flatten_on_white(image: &image::DynamicImage) -> GrayImage {
 
 /// Prepares a grayscale image: invert if the digit is dark on light, crop to the digit, scale
 /// it into 20 x 20, and centre its mass in 28 x 28.
-pub fn prepare(gray: &GrayImage) -> Result<Vec<f32>> {
+pub fn prepare(gray: &GrayImage) -> std::result::Result<Vec<f32>, String> {
     let (width, height) = gray.dimensions();
     if width == 0 || height == 0 {
-        bail!("the image is empty");
+        return Err("the image is empty".into());
     }
     let ink = ink_image(gray);
     let brightest = ink.pixels().map(|pixel| pixel.0[0]).max().unwrap_or(0);
     if brightest == 0 {
-        bail!("the image is blank (a single colour)");
+        return Err("the image is blank (a single colour)".into());
     }
     let threshold = (f32::from(brightest) * INK_THRESHOLD) as u8;
     let (mut left, mut top, mut right, mut bottom) = (width, height, 0, 0);

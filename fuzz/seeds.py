@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Writes a small seed corpus for each fuzz target into fuzz/corpus/<target>/: valid inputs of
+each format, made here from nothing (no dataset file is read), so that the fuzzer starts from
+inputs that reach deep into each reader.
+
+    python3 fuzz/seeds.py            # from the repository root
+"""
+
+import gzip
+import json
+import os
+import struct
+import zlib
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    directory = os.path.join(ROOT, "corpus", target)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "wb") as file:
+        file.write(data)
+
+
+def idx(dims, data, kind=0x08):
+    header = bytes([0, 0, kind, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims)
+    return header + bytes(data)
+
+
+def safetensors(tensors, metadata):
+    """tensors: name -> (shape, list of floats), stored as little-endian f32."""
+    header, body = {}, b""
+    for name, (shape, values) in sorted(tensors.items()):
+        data = struct.pack("<%df" % len(values), *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(body), len(body) + len(data)]}
+        body += data
+    header["__metadata__"] = metadata
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + body
+
+
+def values(count, scale=0.01):
+    return [((i * 37) % 11 - 5) * scale for i in range(count)]
+
+
+def png(width, height, pixel):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + bytes(pixel(x, y) for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def main():
+    images = idx([2, 3, 4], range(24), 0x08)
+    write("idx", "images.idx", images)
+    write("idx", "images.idx.gz", gzip.compress(images))
+    write("idx", "labels.idx", idx([5], [0, 1, 2, 3, 4]))
+
+    # A logistic-regression classifier and a tiny language model, with their recipes.
+    logreg = {"dense.weight": ([10, 784], values(7840)), "dense.bias": ([10], values(10))}
+    recipe = {"task": "image-classifier", "model": "logreg", "dropout": 0.0, "dataset": "mnist"}
+    write("checkpoint", "logreg.safetensors", safetensors(
+        logreg, {"format": "pt", "app": "mnist-classifier", "recipe": json.dumps(recipe)}))
+    write("checkpoint", "logreg-old-format.safetensors", safetensors(
+        logreg, {"format": "pt", "app": "mnist-classifier", "model": "logreg", "dropout": "0", "dataset": "mnist"}))
+    vocab, embedding, hidden = 3, 2, 2
+    text_model = {
+        "embedding.weight": ([vocab, embedding], values(vocab * embedding)),
+        "lstm.weight_ih_l0": ([4 * hidden, embedding], values(4 * hidden * embedding)),
+        "lstm.weight_hh_l0": ([4 * hidden, hidden], values(4 * hidden * hidden)),
+        "lstm.bias_ih_l0": ([4 * hidden], values(4 * hidden)),
+        "lstm.bias_hh_l0": ([4 * hidden], values(4 * hidden)),
+        "head.weight": ([vocab, hidden], values(vocab * hidden)),
+        "head.bias": ([vocab], values(vocab)),
+    }
+    text_recipe = {"task": "language-model", "architecture": "embedding-lstm-dense",
+                   "config": {"vocab_size": vocab, "embedding": embedding, "hidden": hidden, "layers": 1, "dropout": 0.0},
+                   "tokenizer_kind": "char"}
+    tokenizer = json.dumps({"kind": "char", "data": {"characters": "abc"}})
+    write("checkpoint", "text.safetensors", safetensors(
+        text_model, {"format": "pt", "app": "text-gen", "recipe": json.dumps(text_recipe), "tokenizer": tokenizer}))
+
+    # Adam's state for one variable, in the current and the first format.
+    moments = {"w.exp_avg": ([2, 2], values(4)), "w.exp_avg_sq": ([2, 2], [0.001] * 4)}
+    config = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0}
+    write("optimizer_state", "adam.safetensors", safetensors(moments, {
+        "format": "dl-optim optimizer state 2", "kind": "adam", "steps": "3", "w.step": "3", "config": json.dumps(config)}))
+    write("optimizer_state", "adam-first-format.safetensors", safetensors(moments, dict(
+        {k: str(v) for k, v in config.items()}, format="dl-optim optimizer state 1", kind="adam", steps="3", **{"w.step": "3"})))
+    write("optimizer_state", "sgd.safetensors", safetensors({"w.momentum_buffer": ([3], values(3))}, {
+        "format": "dl-optim optimizer state 2", "kind": "sgd", "steps": "1",
+        "config": json.dumps({"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0})}))
+
+    header = "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,learning_rate,seconds,examples_per_second"
+    write("history", "classifier.csv", (header + "\n1,0.153287,0.954133,,,9.0e-4,14.800,4054.0\n"
+                                        "2,0.046331,0.986083,0.05,0.98,6.5e-4,15.618,3841.7\n").encode())
+    write("history", "gan.csv", (header + ",d_loss,g_loss\n1,1.2,,,,2e-4,3.0,100.0,0.6,0.9\n").encode())
+
+    write("digit_image", "seven.png", png(12, 12, lambda x, y: 255 if (y == 2 and 2 <= x <= 9) or (x == 9 - (y - 2) // 2 and y > 2) else 0))
+    write("digit_image", "blank.png", png(4, 4, lambda x, y: 0))
+
+    write("text", "corpus.txt", "To be, or not to be: that is the question.\n".encode())
+    write("text", "bom.txt", "\ufeffdeep learning 深度学习\n".encode())
+    write("text", "tokenizer.json", tokenizer.encode())
+
+    with open(os.path.join(ROOT, "..", "datasets", "manifest.toml"), "rb") as file:
+        write("manifest", "manifest.toml", file.read())
+
+
+if __name__ == "__main__":
+    main()
