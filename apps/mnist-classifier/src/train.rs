@@ -88,12 +88,7 @@ impl Plan {
             .as_deref()
             .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
             .transpose()?;
-        let resumed = Run::open_resumed(resume_file)?;
-        if let Some((run, checkpoint)) = &resumed {
-            let (seed, notice) = run.seed_to_continue(checkpoint, arguments.seed);
-            arguments.seed = seed;
-            notice.iter().for_each(|notice| println!("{notice}"));
-        }
+        let resumed = Run::open_resumed(resume_file, &mut arguments.seed)?;
         // Before any data is read: an output that cannot be written fails now, not after training.
         Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &[])?;
         let recipe = match &resumed {

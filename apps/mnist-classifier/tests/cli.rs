@@ -366,20 +366,8 @@ fn a_resumed_run_keeps_its_checkpoints_seed() {
     let output = train(&data, &half, &[&flags[..], &["--epochs", "1"]].concat());
     assert!(output.status.success(), "{}", text(&output));
     let resumed = root.path().join("resumed.safetensors");
-    let output = train(
-        &data,
-        &resumed,
-        &[
-            "--model",
-            "logreg",
-            "--schedule",
-            "constant",
-            "--epochs",
-            "2",
-            "--resume",
-            half.to_str().unwrap(),
-        ],
-    );
+    let resume = ["--epochs", "2", "--resume", half.to_str().unwrap()];
+    let output = train(&data, &resumed, &[&flags[..4], &resume[..]].concat());
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         std::fs::read(&whole).unwrap() == std::fs::read(&resumed).unwrap(),

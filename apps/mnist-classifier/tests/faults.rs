@@ -11,7 +11,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::{synthetic_data, text, train, BINARY};
+use common::{synthetic_data, text, train, train_command, BINARY};
 
 /// The flags of every run here: logistic regression (small files, quick epochs) at a constant
 /// learning rate (a cosine over 1 epoch would end where the one over 2 is halfway, so 1 + 1
@@ -33,21 +33,7 @@ fn train_ok(data: &Path, out: &Path, epochs: &str, resume: Option<&Path>) {
 /// Starts a 3-epoch training that pauses at its `operation`-th file operation, kills it there
 /// with SIGKILL, and says whether it got that far (false: the run ended first).
 fn kill_at(data: &Path, out: &Path, operation: usize) -> bool {
-    let mut child = Command::new(BINARY)
-        .args([
-            "train",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--offline",
-            "--out",
-            out.to_str().unwrap(),
-            "--batch-size",
-            "20",
-            "--epochs",
-            "3",
-        ])
-        .args(MODEL)
-        .env_remove("DL_DATA_DIR")
+    let mut child = train_command(data, out, &[&MODEL[..], &["--epochs", "3"]].concat())
         .env(dl_tensor::FAULT_PAUSE_VARIABLE, operation.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -65,13 +51,41 @@ fn kill_at(data: &Path, out: &Path, operation: usize) -> bool {
     paused
 }
 
+/// The data in `root`, and the checkpoint bytes of the uninterrupted 3-epoch run on it.
+fn uninterrupted(root: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let data = synthetic_data(root);
+    let whole = root.join("whole.safetensors");
+    train_ok(&data, &whole, "3", None);
+    let expected = std::fs::read(&whole).unwrap();
+    (data, expected)
+}
+
+/// Trains to epoch 3 into `resumed`, resuming `resume` when given, and fails (saying `when`)
+/// unless that ends with the checkpoint bytes `expected`.
+fn assert_resumes_to(
+    data: &Path,
+    resumed: &Path,
+    resume: Option<&Path>,
+    expected: &[u8],
+    when: &str,
+) {
+    let mut flags = MODEL.to_vec();
+    flags.extend(["--epochs", "3"]);
+    if let Some(resume) = resume {
+        flags.extend(["--resume", resume.to_str().unwrap()]);
+    }
+    let output = train(data, resumed, &flags);
+    assert!(output.status.success(), "{when}: {}", text(&output));
+    assert!(
+        std::fs::read(resumed).unwrap() == expected,
+        "{when}: the resumed run's checkpoint differs from the uninterrupted one"
+    );
+}
+
 #[test]
 fn a_run_killed_at_any_file_operation_resumes_to_the_uninterrupted_checkpoint() {
     let root = tempfile::tempdir().unwrap();
-    let data = synthetic_data(root.path());
-    let whole = root.path().join("whole.safetensors");
-    train_ok(&data, &whole, "3", None);
-    let expected = std::fs::read(&whole).unwrap();
+    let (data, expected) = uninterrupted(root.path());
 
     let mut killed = 0;
     for operation in 1.. {
@@ -84,25 +98,8 @@ fn a_run_killed_at_any_file_operation_resumes_to_the_uninterrupted_checkpoint() 
         // Whatever the kill left is resumed (or, before the first commit, started again).
         let resumed = directory.join("resumed.safetensors");
         let resume = out.exists().then_some(out.as_path());
-        let output = train(
-            &data,
-            &resumed,
-            &[
-                &MODEL[..],
-                &["--epochs", "3"],
-                &resume.map_or(vec![], |path| vec!["--resume", path.to_str().unwrap()])[..],
-            ]
-            .concat(),
-        );
-        assert!(
-            output.status.success(),
-            "killed at operation {operation}: {}",
-            text(&output)
-        );
-        assert!(
-            std::fs::read(&resumed).unwrap() == expected,
-            "killed at operation {operation}: the resumed run's checkpoint differs from the uninterrupted one"
-        );
+        let when = format!("killed at operation {operation}");
+        assert_resumes_to(&data, &resumed, resume, &expected, &when);
         let leftovers: Vec<String> = std::fs::read_dir(&directory)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -116,10 +113,7 @@ fn a_run_killed_at_any_file_operation_resumes_to_the_uninterrupted_checkpoint() 
 #[test]
 fn a_full_disk_leaves_the_previous_set_whole() {
     let root = tempfile::tempdir().unwrap();
-    let data = synthetic_data(root.path());
-    let whole = root.path().join("whole.safetensors");
-    train_ok(&data, &whole, "3", None);
-    let expected = std::fs::read(&whole).unwrap();
+    let (data, expected) = uninterrupted(root.path());
 
     // Epoch 1 saved whole, epoch 2 in place against a full disk, then on to epoch 3 from what
     // is left: with the files written one by one (the version before the run's files committed
@@ -160,21 +154,8 @@ fn a_full_disk_leaves_the_previous_set_whole() {
         );
         // The set the failed save leaves resumes to the uninterrupted run.
         let resumed = directory.join("resumed.safetensors");
-        let resume = out.to_str().unwrap();
-        let output = train(
-            &data,
-            &resumed,
-            &[&MODEL[..], &["--epochs", "3", "--resume", resume]].concat(),
-        );
-        assert!(
-            output.status.success(),
-            "{limit_kib} KiB: {}",
-            text(&output)
-        );
-        assert!(
-            std::fs::read(&resumed).unwrap() == expected,
-            "{limit_kib} KiB: resuming after the full disk differs from the uninterrupted run"
-        );
+        let when = format!("{limit_kib} KiB");
+        assert_resumes_to(&data, &resumed, Some(&out), &expected, &when);
     }
 }
 

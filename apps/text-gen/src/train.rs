@@ -254,12 +254,7 @@ impl Plan {
         let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
         let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
         let text = read_text(&corpus)?;
-        let resumed = Run::open_resumed(arguments.resume.clone())?;
-        if let Some((run, checkpoint)) = &resumed {
-            let (seed, notice) = run.seed_to_continue(checkpoint, arguments.seed);
-            arguments.seed = seed;
-            notice.iter().for_each(|notice| println!("{notice}"));
-        }
+        let resumed = Run::open_resumed(arguments.resume.clone(), &mut arguments.seed)?;
         // Before training: an output that cannot be written, or would overwrite the text it
         // reads, fails now.
         let tokenizer_file = Path::new(&arguments.tokenizer);

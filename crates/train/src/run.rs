@@ -436,14 +436,24 @@ impl Run {
         }
     }
 
-    /// The run to resume and its checkpoint, when a `--resume` path was given.
-    pub fn open_resumed(path: Option<PathBuf>) -> TrainingResult<Option<(Self, Checkpoint)>> {
-        path.map(|path| {
-            let run = Self::new(path);
-            let checkpoint = run.open()?;
-            Ok((run, checkpoint))
-        })
-        .transpose()
+    /// The run to resume and its checkpoint, when a `--resume` path was given; `seed` (a
+    /// `--seed`, if any) becomes the seed to continue with (see [`Run::seed_to_continue`]; a
+    /// different one given is said on standard output).
+    pub fn open_resumed(
+        path: Option<PathBuf>,
+        seed: &mut Option<u64>,
+    ) -> TrainingResult<Option<(Self, Checkpoint)>> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let run = Self::new(path);
+        let checkpoint = run.open()?;
+        let (continued, notice) = run.seed_to_continue(&checkpoint, *seed);
+        *seed = continued;
+        if let Some(notice) = notice {
+            println!("{notice}");
+        }
+        Ok(Some((run, checkpoint)))
     }
 
     /// Puts the run back into a freshly built model: the weights, the dropout generators, every

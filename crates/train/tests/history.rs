@@ -15,7 +15,10 @@ fn metric_names_that_would_not_read_back_are_refused() {
     for names in [",d_los\r,d_loss", ",d\0x", ",g_loss,g_loss", ",", ",a b"] {
         let text = format!("{HEADER}{names}\n1,1.2,,,,2e-4,3.0,100.0,0.9,0.6\n");
         let error = History::from_csv(&text, Path::new("fuzz.csv")).unwrap_err();
-        assert!(error.to_string().contains("unexpected header columns"), "{error}");
+        assert!(
+            error.to_string().contains("unexpected header columns"),
+            "{error}"
+        );
     }
 }
 

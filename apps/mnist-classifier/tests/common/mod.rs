@@ -92,20 +92,23 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-/// `train` on the data in `data`, offline, writing `out`, in batches of 20, plus `extra`.
+/// The command of `train` on the data in `data`, offline, writing `out`, in batches of 20, plus
+/// `extra`.
+pub fn train_command(data: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["train", "--data-dir", data.to_str().unwrap(), "--offline"])
+        .args(["--out", out.to_str().unwrap(), "--batch-size", "20"])
+        .args(extra)
+        .env_remove("DL_DATA_DIR");
+    command
+}
+
+/// Runs `train` (see [`train_command`]).
 pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut arguments = vec![
-        "train",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--offline",
-        "--out",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "20",
-    ];
-    arguments.extend_from_slice(extra);
-    run(&arguments)
+    train_command(data, out, extra)
+        .output()
+        .expect("the binary runs")
 }
 
 /// Fails unless the command failed with status 1, printing every one of `expected`, and
