@@ -18,6 +18,10 @@ use common::{synthetic_data, text, train, train_command, BINARY};
 /// could not equal 2).
 const MODEL: [&str; 4] = ["--model", "logreg", "--schedule", "constant"];
 
+/// The epochs of the uninterrupted run: 4 saves (one per epoch, then the final one) of 11 file
+/// operations each, plus the plot and the output check, 61 points to kill it at.
+const EPOCHS: &str = "4";
+
 /// Trains `epochs` epochs into `out` (resuming `resume` when given) and fails unless it
 /// succeeds.
 fn train_ok(data: &Path, out: &Path, epochs: &str, resume: Option<&Path>) {
@@ -30,10 +34,10 @@ fn train_ok(data: &Path, out: &Path, epochs: &str, resume: Option<&Path>) {
     assert!(output.status.success(), "{}", text(&output));
 }
 
-/// Starts a 3-epoch training that pauses at its `operation`-th file operation, kills it there
+/// Starts a training of `EPOCHS` epochs that pauses at its `operation`-th file operation, kills it there
 /// with SIGKILL, and says whether it got that far (false: the run ended first).
 fn kill_at(data: &Path, out: &Path, operation: usize) -> bool {
-    let mut child = train_command(data, out, &[&MODEL[..], &["--epochs", "3"]].concat())
+    let mut child = train_command(data, out, &[&MODEL[..], &["--epochs", EPOCHS]].concat())
         .env(dl_tensor::FAULT_PAUSE_VARIABLE, operation.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -51,16 +55,16 @@ fn kill_at(data: &Path, out: &Path, operation: usize) -> bool {
     paused
 }
 
-/// The data in `root`, and the checkpoint bytes of the uninterrupted 3-epoch run on it.
+/// The data in `root`, and the checkpoint bytes of the uninterrupted run of `EPOCHS` epochs.
 fn uninterrupted(root: &Path) -> (std::path::PathBuf, Vec<u8>) {
     let data = synthetic_data(root);
     let whole = root.join("whole.safetensors");
-    train_ok(&data, &whole, "3", None);
+    train_ok(&data, &whole, EPOCHS, None);
     let expected = std::fs::read(&whole).unwrap();
     (data, expected)
 }
 
-/// Trains to epoch 3 into `resumed`, resuming `resume` when given, and fails (saying `when`)
+/// Trains to epoch `EPOCHS` into `resumed`, resuming `resume` when given, and fails (saying `when`)
 /// unless that ends with the checkpoint bytes `expected`.
 fn assert_resumes_to(
     data: &Path,
@@ -70,7 +74,7 @@ fn assert_resumes_to(
     when: &str,
 ) {
     let mut flags = MODEL.to_vec();
-    flags.extend(["--epochs", "3"]);
+    flags.extend(["--epochs", EPOCHS]);
     if let Some(resume) = resume {
         flags.extend(["--resume", resume.to_str().unwrap()]);
     }
@@ -115,11 +119,11 @@ fn a_full_disk_leaves_the_previous_set_whole() {
     let root = tempfile::tempdir().unwrap();
     let (data, expected) = uninterrupted(root.path());
 
-    // Epoch 1 saved whole, epoch 2 in place against a full disk, then on to epoch 3 from what
+    // Epoch 1 saved whole, epoch 2 in place against a full disk, then on to the end from what
     // is left: with the files written one by one (the version before the run's files committed
     // together), 8 and 40 KiB left a history ahead of its weights or new weights beside the
-    // previous optimizer state, and the third epoch differed. logreg's checkpoint is 31 KiB and its optimizer state 63 KiB: each limit stops a
-    // different write of the second epoch's save.
+    // previous optimizer state, and the epochs after differed. logreg's checkpoint is 31 KiB and
+    // its optimizer state 63 KiB: each limit stops a different write of the second epoch's save.
     for limit_kib in [1, 8, 40, 70] {
         let directory = root.path().join(format!("limit-{limit_kib}"));
         let out = directory.join("model.safetensors");
