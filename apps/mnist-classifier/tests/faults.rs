@@ -23,15 +23,15 @@ const MODEL: [&str; 4] = ["--model", "logreg", "--schedule", "constant"];
 const EPOCHS: &str = "4";
 
 /// Trains `epochs` epochs into `out` (resuming `resume` when given) and fails unless it
-/// succeeds.
-fn train_ok(data: &Path, out: &Path, epochs: &str, resume: Option<&Path>) {
+/// succeeds (saying `when`).
+fn train_ok(data: &Path, out: &Path, epochs: &str, resume: Option<&Path>, when: &str) {
     let mut flags = MODEL.to_vec();
     flags.extend(["--epochs", epochs]);
     if let Some(resume) = resume {
         flags.extend(["--resume", resume.to_str().unwrap()]);
     }
     let output = train(data, out, &flags);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{when}: {}", text(&output));
 }
 
 /// Starts a training of `EPOCHS` epochs that pauses at its `operation`-th file operation, kills it there
@@ -59,7 +59,7 @@ fn kill_at(data: &Path, out: &Path, operation: usize) -> bool {
 fn uninterrupted(root: &Path) -> (std::path::PathBuf, Vec<u8>) {
     let data = synthetic_data(root);
     let whole = root.join("whole.safetensors");
-    train_ok(&data, &whole, EPOCHS, None);
+    train_ok(&data, &whole, EPOCHS, None, "setup");
     let expected = std::fs::read(&whole).unwrap();
     (data, expected)
 }
@@ -73,13 +73,7 @@ fn assert_resumes_to(
     expected: &[u8],
     when: &str,
 ) {
-    let mut flags = MODEL.to_vec();
-    flags.extend(["--epochs", EPOCHS]);
-    if let Some(resume) = resume {
-        flags.extend(["--resume", resume.to_str().unwrap()]);
-    }
-    let output = train(data, resumed, &flags);
-    assert!(output.status.success(), "{when}: {}", text(&output));
+    train_ok(data, resumed, EPOCHS, resume, when);
     assert!(
         std::fs::read(resumed).unwrap() == expected,
         "{when}: the resumed run's checkpoint differs from the uninterrupted one"
@@ -127,7 +121,7 @@ fn a_full_disk_leaves_the_previous_set_whole() {
     for limit_kib in [1, 8, 40, 70] {
         let directory = root.path().join(format!("limit-{limit_kib}"));
         let out = directory.join("model.safetensors");
-        train_ok(&data, &out, "1", None);
+        train_ok(&data, &out, "1", None, "setup");
         // The second epoch, in place, with files limited to `limit_kib` KiB (a write past it
         // fails with EFBIG, as on a full disk; SIGXFSZ is ignored so that it is an error).
         let script = format!("trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" \"$@\"");
@@ -183,8 +177,8 @@ fn a_torn_set_is_refused_naming_the_file() {
     let data = synthetic_data(root.path());
     let first = root.path().join("first.safetensors");
     let second = root.path().join("second.safetensors");
-    train_ok(&data, &first, "1", None);
-    train_ok(&data, &second, "2", None);
+    train_ok(&data, &first, "1", None, "setup");
+    train_ok(&data, &second, "2", None, "setup");
     // The newer optimizer state beside the older weights: what separate writes could leave.
     std::fs::copy(
         root.path().join("second.optimizer.safetensors"),
