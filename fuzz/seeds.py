@@ -79,6 +79,8 @@ def main():
                    "config": {"vocab_size": vocab, "embedding": embedding, "hidden": hidden, "layers": 1, "dropout": 0.0},
                    "tokenizer_kind": "char"}
     tokenizer = json.dumps({"kind": "char", "data": {"characters": "abc"}})
+    write("checkpoint_round_trip", "two.bin", bytes([1]) + b"w" + bytes([2, 2]) + struct.pack("<4f", 1, -2, 0.5, 3)
+          + bytes([2]) + b"bb" + bytes([1, 3]) + struct.pack("<3f", 0, 1e-40, -0.0))
     write("checkpoint", "text.safetensors", safetensors(
         text_model, {"format": "pt", "app": "text-gen", "recipe": json.dumps(text_recipe), "tokenizer": tokenizer}))
 
