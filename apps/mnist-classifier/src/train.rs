@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader, ImageSet};
 use dl_models::{checkpoint_file, ImageRecipe, Recipe};
-use dl_nn::{Checkpoint, Loss, Sequential, VarStore};
+use dl_nn::{Loss, Sequential, VarStore};
 use dl_optim::{
-    Adam, AdamConfig, AdamW, Optimizer, RmsProp, RmsPropConfig, ScheduleSpec, Sgd, SgdConfig,
-    SCHEDULE_KEY,
+    Adam, AdamConfig, AdamW, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig, SCHEDULE_KEY,
 };
-use dl_tensor::{DType, Device, DeviceChoice};
-use dl_train::{evaluate, EarlyStopping, History, ModelCheckpoint, Run, Trainer, OPTIMIZER_NAME};
+use dl_tensor::{DType, Device};
+use dl_train::{
+    evaluate, EarlyStopping, History, ModelCheckpoint, Run, RunFlags, RunPlan, Trainer,
+    OPTIMIZER_NAME,
+};
 
 use crate::{
     cli::{OptimizerChoice, TrainArgs},
@@ -55,12 +57,11 @@ fn optimizer(arguments: &TrainArgs) -> Result<Box<dyn Optimizer>> {
     })
 }
 
-/// What the flags ask for, checked: the device, the schedule, the recipe, and the run resumed.
+/// What the flags ask for, checked: the run (device, schedule, resumed run, outputs) and the
+/// recipe.
 struct Plan {
-    device: Device,
-    schedule_spec: ScheduleSpec,
+    run: RunPlan,
     recipe: ImageRecipe,
-    resumed: Option<(Run, Checkpoint)>,
 }
 
 impl Plan {
@@ -81,17 +82,22 @@ impl Plan {
                 "--early-stopping watches the validation loss: also pass --validation-split (e.g. 0.1)"
             );
         }
-        let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
-        let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
-        let resume_file = arguments
+        let resume = arguments
             .resume
             .as_deref()
             .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
             .transpose()?;
-        let resumed = Run::open_resumed(resume_file, &mut arguments.seed)?;
-        // Before any data is read: an output that cannot be written fails now, not after training.
-        Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &[])?;
-        let recipe = match &resumed {
+        let out = arguments.out.clone();
+        let flags = RunFlags {
+            device: &arguments.data.device,
+            schedule: &arguments.schedule,
+            resume,
+            out: &out,
+            inputs: &[],
+            optimizers: &[OPTIMIZER_NAME],
+        };
+        let run = RunPlan::new(flags, &mut arguments.seed)?;
+        let recipe = match &run.resumed {
             Some((run, checkpoint)) => {
                 Recipe::image_classifier(run.checkpoint_path(), &checkpoint.metadata)?
             }
@@ -103,19 +109,14 @@ impl Plan {
                 dataset: arguments.data.dataset.dataset(),
             },
         };
-        Ok(Self {
-            device,
-            schedule_spec,
-            recipe,
-            resumed,
-        })
+        Ok(Self { run, recipe })
     }
 
     /// The checkpoint metadata of the run: recipe, training settings, schedule.
     fn metadata(&self, arguments: &TrainArgs) -> Result<BTreeMap<String, String>> {
         let mut metadata = Recipe::ImageClassifier(self.recipe).metadata()?;
         metadata.extend(TrainingSettings::of(arguments).metadata()?);
-        metadata.insert(SCHEDULE_KEY.into(), self.schedule_spec.to_string());
+        metadata.insert(SCHEDULE_KEY.into(), self.run.schedule_spec.to_string());
         Ok(metadata)
     }
 }
@@ -150,7 +151,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     let mut arguments = arguments.clone();
     let plan = Plan::new(&mut arguments)?;
     let arguments = &arguments;
-    let images = Images::load(arguments, &plan.device)?;
+    let images = Images::load(arguments, &plan.run.device)?;
     if images.train.len() < arguments.batch_size {
         bail!(
             "the training set has {} images{}, fewer than one batch of --batch-size {}: use more data or a smaller batch",
@@ -159,7 +160,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             arguments.batch_size
         );
     }
-    let store = VarStore::new(&plan.device, DType::F32, arguments.seed());
+    let store = VarStore::new(&plan.run.device, DType::F32, arguments.seed());
     let model = plan.recipe.build(&store)?;
 
     let mut train_loader =
@@ -168,7 +169,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         train_loader =
             train_loader.augmented(Augmenter::new(AugmentConfig::default(), arguments.seed())?);
     }
-    let schedule = plan.schedule_spec.build(
+    let schedule = plan.run.schedule_spec.build(
         arguments.learning_rate,
         train_loader.batch_count() * arguments.epochs,
     )?;
@@ -181,9 +182,14 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         .callback(Box::new(
             ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
         ));
-    if let Some((run, checkpoint)) = &plan.resumed {
-        let (resuming, resumed) =
-            trainer.restore(run, checkpoint, &model, &store, Some(&plan.schedule_spec))?;
+    if let Some((run, checkpoint)) = &plan.run.resumed {
+        let (resuming, resumed) = trainer.restore(
+            run,
+            checkpoint,
+            &model,
+            &store,
+            Some(&plan.run.schedule_spec),
+        )?;
         trainer = resuming;
         println!(
             "resuming {} from {} after epoch {}",

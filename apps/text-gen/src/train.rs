@@ -15,12 +15,12 @@ use std::{
 use anyhow::{bail, Context, Result};
 use dl_data::{split_train_validation, TextWindows, Tokenizer};
 use dl_models::{Recipe, TextModel, TextModelConfig, TextRecipe};
-use dl_nn::{Checkpoint, Loss, VarStore};
+use dl_nn::{Loss, VarStore};
 use dl_optim::{Adam, AdamConfig, Optimizer, ScheduleSpec, SCHEDULE_KEY};
-use dl_tensor::{DType, Device, DeviceChoice, SeededRng, Tensor};
+use dl_tensor::{DType, Device, SeededRng, Tensor};
 use dl_train::{
-    evaluate, Callback, Control, EarlyStopping, ModelCheckpoint, Run, Trainer, TrainingContext,
-    TrainingResult, OPTIMIZER_NAME,
+    evaluate, Callback, Control, EarlyStopping, ModelCheckpoint, Run, RunFlags, RunPlan, Trainer,
+    TrainingContext, TrainingResult, OPTIMIZER_NAME,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,14 +234,12 @@ impl Steps {
     }
 }
 
-/// The text, its tokens split into training and validation, and the recipe (resumed or new).
+/// The run (device, schedule, resumed run, outputs), the text, and the recipe (resumed or new).
 struct Plan {
-    device: Device,
-    schedule_spec: ScheduleSpec,
+    run: RunPlan,
     corpus: PathBuf,
     text: String,
     recipe: TextRecipe,
-    resumed: Option<(Run, Checkpoint)>,
 }
 
 impl Plan {
@@ -249,21 +247,26 @@ impl Plan {
     /// checkpoint's (filled into `arguments`).
     fn new(arguments: &mut TrainArgs) -> Result<Self> {
         check(arguments)?;
-        let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
-        let schedule_spec: ScheduleSpec = arguments.schedule.parse()?;
         let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
         let corpus = corpus_path(arguments.corpus.as_deref(), &data_dir, arguments.offline)?;
         let text = read_text(&corpus)?;
-        let resumed = Run::open_resumed(arguments.resume.clone(), &mut arguments.seed)?;
-        // Before training: an output that cannot be written, or would overwrite the text it
-        // reads, fails now.
-        let tokenizer_file = Path::new(&arguments.tokenizer);
+        // Outputs must not overwrite the text (or tokenizer file) the run reads.
+        let tokenizer_file = PathBuf::from(&arguments.tokenizer);
         let mut inputs = vec![corpus.as_path()];
         if tokenizer_file.is_file() {
-            inputs.push(tokenizer_file);
+            inputs.push(&tokenizer_file);
         }
-        Run::new(&arguments.out).check_outputs(&[OPTIMIZER_NAME], &inputs)?;
-        let recipe = match &resumed {
+        let out = arguments.out.clone();
+        let flags = RunFlags {
+            device: &arguments.device,
+            schedule: &arguments.schedule,
+            resume: arguments.resume.clone(),
+            out: &out,
+            inputs: &inputs,
+            optimizers: &[OPTIMIZER_NAME],
+        };
+        let run = RunPlan::new(flags, &mut arguments.seed)?;
+        let recipe = match &run.resumed {
             Some((run, checkpoint)) => {
                 dl_models::language_model_recipe(run.checkpoint_path(), checkpoint)?
             }
@@ -288,12 +291,10 @@ impl Plan {
             }
         };
         Ok(Self {
-            device,
-            schedule_spec,
+            run,
             corpus,
             text,
             recipe,
-            resumed,
         })
     }
 
@@ -301,7 +302,7 @@ impl Plan {
     fn metadata(&self, arguments: &TrainArgs, steps: &Steps) -> Result<BTreeMap<String, String>> {
         let mut metadata = Recipe::LanguageModel(self.recipe.clone()).metadata()?;
         metadata.extend(TrainingSettings::of(arguments, steps.total).metadata()?);
-        metadata.insert(SCHEDULE_KEY.into(), self.schedule_spec.to_string());
+        metadata.insert(SCHEDULE_KEY.into(), self.run.schedule_spec.to_string());
         Ok(metadata)
     }
 }
@@ -376,7 +377,7 @@ impl Corpus {
             arguments.seed(),
         )
         .context("not enough text to train on")?
-        .with_device(plan.device.clone());
+        .with_device(plan.run.device.clone());
         let validation = if validation_tokens.is_empty() {
             None
         } else {
@@ -385,7 +386,7 @@ impl Corpus {
                 validation_tokens.clone(),
                 arguments.seq_len,
                 arguments.validation_batches,
-                &plan.device,
+                &plan.run.device,
             )?)
         };
         Ok(Self {
@@ -414,15 +415,16 @@ fn build_trainer(
         .loss(Loss::CrossEntropy)
         .epochs(steps.rounds())
         .schedule(
-            plan.schedule_spec
+            plan.run
+                .schedule_spec
                 .build(arguments.learning_rate, steps.total)?,
         )
         .callback(Box::new(
             ModelCheckpoint::new(metadata.clone()).last(out.checkpoint_path()),
         ));
-    if let Some((run, checkpoint)) = &plan.resumed {
+    if let Some((run, checkpoint)) = &plan.run.resumed {
         let (resuming, resumed) =
-            trainer.restore(run, checkpoint, model, store, Some(&plan.schedule_spec))?;
+            trainer.restore(run, checkpoint, model, store, Some(&plan.run.schedule_spec))?;
         trainer = resuming;
         for notice in &resumed.notices {
             println!("{notice}");
@@ -470,7 +472,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     let arguments = &arguments;
     let corpus = Corpus::prepare(&plan, arguments)?;
     let steps = corpus.steps;
-    let store = VarStore::new(&plan.device, DType::F32, arguments.seed());
+    let store = VarStore::new(&plan.run.device, DType::F32, arguments.seed());
     let model = plan.recipe.build(&store)?;
     let mut metadata = plan.metadata(arguments, &steps)?;
     let (mut trainer, time_limit_reached) =
@@ -479,7 +481,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         &plan.recipe.config,
         &store,
         arguments,
-        &plan.schedule_spec,
+        &plan.run.schedule_spec,
         &steps,
     );
 
@@ -506,7 +508,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             validation,
             &corpus.validation_tokens,
             arguments,
-            &plan.device,
+            &plan.run.device,
         )?;
         metadata.insert("validation_loss".into(), format!("{loss:.6}"));
     }

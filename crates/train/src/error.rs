@@ -82,6 +82,9 @@ pub enum TrainingError {
     /// An error from backpropagation.
     #[error(transparent)]
     Autograd(#[from] dl_autograd::AutogradError),
+    /// A device that cannot be used.
+    #[error(transparent)]
+    Device(#[from] dl_tensor::TensorError),
     /// An error raised by Candle.
     #[error(transparent)]
     Candle(#[from] dl_tensor::candle_core::Error),

@@ -9,6 +9,7 @@
 //! | `step.rs` | [`TrainStep`], the step hook (burn's `TrainStep`): one batch's training | a GAN, search trials |
 //! | `supervised.rs` | the course's step (forward → loss → backward → optimizer) and [`evaluate`] | [`Trainer::fit`] |
 //! | `run.rs` | [`Run`]: a run's files saved and put back together | apps, [`ModelCheckpoint`] |
+//! | `run_plan.rs` | [`RunPlan`]: device, schedule, resumed run and outputs, settled first | apps |
 //! | `callbacks.rs` | [`Callback`], [`EarlyStopping`] | apps |
 //! | `model_checkpoint.rs` | [`ModelCheckpoint`]: the best / latest run after each epoch | apps |
 //! | `history.rs` | [`History`]: one [`EpochRecord`] per epoch, as CSV | apps, plots |
@@ -26,6 +27,7 @@ mod model_checkpoint;
 mod plot;
 mod progress;
 mod run;
+mod run_plan;
 mod step;
 mod supervised;
 mod trainer;
@@ -40,6 +42,7 @@ pub use run::{
     optimizer_state_file, optimizer_state_path, recorded_seed, Resumed, Run, EPOCH_KEY,
     GLOBAL_STEP_KEY, RUN_FILES_KEY, TRAINING_KEY,
 };
+pub use run_plan::{RunFlags, RunPlan};
 pub use step::{StepOptimizer, StepOptimizerMut, StepOutput, TrainStep};
 pub use supervised::{evaluate, Evaluation, IntoBatch, OPTIMIZER_NAME};
 pub use trainer::{EpochBatches, NoValidation, Trainer};

@@ -1,32 +1,49 @@
-//! The catalogue of bad inputs: each case runs a program that must fail — a non-zero status, a
-//! message holding every expected part (the thing and the trouble), no panic. Shared by both
-//! apps' catalogue tests.
+//! The catalogue of bad inputs: each case, read from a TOML file beside the test, runs a program
+//! that must fail — a non-zero status, a message holding every expected part (the thing and the
+//! trouble), no panic. Shared by both apps' catalogue tests.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+
 /// One bad input: what to run and what the message must say.
+#[derive(Debug, serde::Deserialize)]
 pub struct Case {
-    name: &'static str,
-    arguments: Vec<String>,
-    expected: Vec<String>,
+    /// What it is.
+    name: String,
+    /// The words after the program's name, `{placeholders}` included.
+    run: String,
+    /// What the message must contain.
+    says: Vec<String>,
 }
 
-impl Case {
-    /// A case: `arguments` must fail printing each of `expected`.
-    pub fn new(name: &'static str, arguments: Vec<String>, expected: &[&str]) -> Self {
-        Self {
-            name,
-            arguments,
-            expected: expected.iter().map(|part| part.to_string()).collect(),
-        }
-    }
+/// The file's cases.
+#[derive(Debug, serde::Deserialize)]
+struct Catalogue {
+    case: Vec<Case>,
 }
 
-/// Runs every case with `binary`; all failures are reported together.
-pub fn check(binary: &str, cases: &[Case]) {
+/// The cases of the TOML catalogue `text`.
+pub fn read(text: &str) -> Vec<Case> {
+    toml::from_str::<Catalogue>(text)
+        .expect("the catalogue is valid TOML")
+        .case
+}
+
+/// Runs every case with `binary`, `{name}` in its words replaced by `places[name]`; all
+/// failures are reported together.
+pub fn check(binary: &str, cases: &[Case], places: &BTreeMap<&str, String>) {
     let mut failures = Vec::new();
     for case in cases {
-        let arguments: Vec<&str> = case.arguments.iter().map(String::as_str).collect();
+        let arguments: Vec<String> = case
+            .run
+            .split_whitespace()
+            .map(|word| {
+                places.iter().fold(word.to_string(), |word, (name, value)| {
+                    word.replace(&format!("{{{name}}}"), value)
+                })
+            })
+            .collect();
         let output = std::process::Command::new(binary)
             .args(&arguments)
             .env_remove("DL_DATA_DIR")
@@ -39,25 +56,15 @@ pub fn check(binary: &str, cases: &[Case]) {
         );
         let clear = !output.status.success()
             && !log.contains("panicked")
-            && case.expected.iter().all(|part| log.contains(part.as_str()));
+            && case.says.iter().all(|part| log.contains(part.as_str()));
         if !clear {
             failures.push(format!(
-                "{} ({:?}): status {:?}, expected {:?} in:\n{log}",
+                "{} ({arguments:?}): status {:?}, expected {:?} in:\n{log}",
                 case.name,
-                case.arguments,
                 output.status.code(),
-                case.expected
+                case.says
             ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-/// A case: `arguments` (words) must fail printing each of `expected`.
-pub fn case(name: &'static str, arguments: &[&str], expected: &[&str]) -> Case {
-    Case {
-        name,
-        arguments: arguments.iter().map(|word| word.to_string()).collect(),
-        expected: expected.iter().map(|part| part.to_string()).collect(),
-    }
 }
