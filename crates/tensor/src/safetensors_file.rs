@@ -4,6 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// The header key the safetensors format reserves for the metadata map.
+const METADATA_KEY: &str = "__metadata__";
+
 use crate::{Device, Tensor};
 
 /// Encodes tensors and metadata in the safetensors format with a canonical header: the JSON
@@ -13,6 +16,13 @@ pub fn encode_safetensors(
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> std::result::Result<Vec<u8>, String> {
+    // The header maps each tensor's name to its entry, and `__metadata__` to the metadata: a
+    // tensor of that name would be read back as the metadata (found by fuzzing).
+    if let Some((name, _)) = tensors.iter().find(|(name, _)| name == METADATA_KEY) {
+        return Err(format!(
+            "a tensor cannot be called '{name}': the safetensors format keeps that name for the metadata"
+        ));
+    }
     let on_host = tensors
         .iter()
         .map(|(name, tensor)| Ok((name.clone(), tensor.to_device(&Device::Cpu)?.contiguous()?)))
@@ -35,4 +45,18 @@ pub fn encode_safetensors(
     bytes.extend_from_slice(&canonical);
     bytes.extend_from_slice(&encoded[8 + header_length..]);
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tensor_named_like_the_metadata_is_refused() {
+        let tensor = Tensor::new(&[1f32, 0.0], &Device::Cpu).unwrap();
+        let error =
+            encode_safetensors(&[("__metadata__".to_string(), tensor)], &BTreeMap::new())
+                .unwrap_err();
+        assert!(error.contains("'__metadata__'"), "{error}");
+    }
 }
