@@ -54,9 +54,8 @@ mod tests {
     #[test]
     fn a_tensor_named_like_the_metadata_is_refused() {
         let tensor = Tensor::new(&[1f32, 0.0], &Device::Cpu).unwrap();
-        let error =
-            encode_safetensors(&[("__metadata__".to_string(), tensor)], &BTreeMap::new())
-                .unwrap_err();
+        let error = encode_safetensors(&[("__metadata__".to_string(), tensor)], &BTreeMap::new())
+            .unwrap_err();
         assert!(error.contains("'__metadata__'"), "{error}");
     }
 }
