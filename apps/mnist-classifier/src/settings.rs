@@ -3,13 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::TrainArgs;
-
-/// The metadata key of the training settings.
-pub const TRAINING_KEY: &str = "training";
 
 /// How a model was trained (besides its recipe and schedule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,18 +37,10 @@ impl TrainingSettings {
         }
     }
 
-    /// The metadata entry.
-    pub fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        Ok(BTreeMap::from([(
-            TRAINING_KEY.to_string(),
-            serde_json::to_string(self).context("encoding the training settings")?,
-        )]))
-    }
-
     /// The settings recorded in `metadata`: the `training` entry, or the separate entries of a
     /// checkpoint written before it (`None` when neither is there).
     pub fn from_metadata(metadata: &BTreeMap<String, String>) -> Option<Self> {
-        if let Some(json) = metadata.get(TRAINING_KEY) {
+        if let Some(json) = metadata.get(dl_train::TRAINING_KEY) {
             return serde_json::from_str(json).ok();
         }
         let field = |key: &str| metadata.get(key);

@@ -115,7 +115,9 @@ impl Plan {
     /// The checkpoint metadata of the run: recipe, training settings, schedule.
     fn metadata(&self, arguments: &TrainArgs) -> Result<BTreeMap<String, String>> {
         let mut metadata = Recipe::ImageClassifier(self.recipe).metadata()?;
-        metadata.extend(TrainingSettings::of(arguments).metadata()?);
+        metadata.extend(dl_train::training_metadata(&TrainingSettings::of(
+            arguments,
+        ))?);
         metadata.insert(SCHEDULE_KEY.into(), self.run.schedule_spec.to_string());
         Ok(metadata)
     }

@@ -301,7 +301,10 @@ impl Plan {
     /// The checkpoint metadata of the run: recipe with tokenizer, training settings, schedule.
     fn metadata(&self, arguments: &TrainArgs, steps: &Steps) -> Result<BTreeMap<String, String>> {
         let mut metadata = Recipe::LanguageModel(self.recipe.clone()).metadata()?;
-        metadata.extend(TrainingSettings::of(arguments, steps.total).metadata()?);
+        metadata.extend(dl_train::training_metadata(&TrainingSettings::of(
+            arguments,
+            steps.total,
+        ))?);
         metadata.insert(SCHEDULE_KEY.into(), self.run.schedule_spec.to_string());
         Ok(metadata)
     }
@@ -334,13 +337,6 @@ impl TrainingSettings {
             eval_every: arguments.eval_every,
             validation_fraction: arguments.validation_fraction,
         }
-    }
-
-    fn metadata(&self) -> Result<BTreeMap<String, String>> {
-        Ok(BTreeMap::from([(
-            "training".to_string(),
-            serde_json::to_string(self).context("encoding the training settings")?,
-        )]))
     }
 }
 

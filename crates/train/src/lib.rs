@@ -39,8 +39,8 @@ pub use model_checkpoint::{ModelCheckpoint, MONITORED_LOSS_KEY};
 pub(crate) use progress::EpochProgress;
 pub use progress::ProgressMode;
 pub use run::{
-    optimizer_state_file, optimizer_state_path, recorded_seed, Resumed, Run, EPOCH_KEY,
-    GLOBAL_STEP_KEY, RUN_FILES_KEY, TRAINING_KEY,
+    optimizer_state_file, optimizer_state_path, recorded_seed, training_metadata, Resumed, Run,
+    EPOCH_KEY, GLOBAL_STEP_KEY, RUN_FILES_KEY, TRAINING_KEY,
 };
 pub use run_plan::{RunFlags, RunPlan};
 pub use step::{StepOptimizer, StepOptimizerMut, StepOutput, TrainStep};

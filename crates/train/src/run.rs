@@ -113,6 +113,17 @@ fn write_error(path: &Path, error: impl std::fmt::Display) -> TrainingError {
 /// apps record at least `seed`).
 pub const TRAINING_KEY: &str = "training";
 
+/// The metadata entry of a run's training settings: `settings` (the program's own struct) as
+/// JSON under [`TRAINING_KEY`].
+pub fn training_metadata(
+    settings: &impl serde::Serialize,
+) -> TrainingResult<BTreeMap<String, String>> {
+    let json = serde_json::to_string(settings).map_err(|error| {
+        TrainingError::Config(format!("cannot encode the training settings: {error}"))
+    })?;
+    Ok(BTreeMap::from([(TRAINING_KEY.to_string(), json)]))
+}
+
 /// The seed a checkpoint's run was trained with: `training.seed`, or the `seed` entry of an
 /// older checkpoint.
 pub fn recorded_seed(metadata: &BTreeMap<String, String>) -> Option<u64> {
