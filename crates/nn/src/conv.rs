@@ -56,7 +56,7 @@ impl Conv2dConfig {
 pub struct Conv2d {
     name: String,
     weight: Var,
-    bias: Var,
+    bias: Option<Var>,
     config: Conv2dConfig,
 }
 
@@ -68,6 +68,18 @@ impl Conv2d {
         in_channels: usize,
         out_channels: usize,
         config: Conv2dConfig,
+    ) -> Result<Self> {
+        Self::with_bias(path, in_channels, out_channels, config, true)
+    }
+
+    /// Like [`Conv2d::new`], choosing whether the layer has a bias (none before a batch
+    /// normalisation, which would cancel it).
+    pub fn with_bias(
+        path: &Path,
+        in_channels: usize,
+        out_channels: usize,
+        config: Conv2dConfig,
+        bias: bool,
     ) -> Result<Self> {
         let what = || format!("conv2d layer '{}'", path.prefix());
         if in_channels == 0 || out_channels == 0 {
@@ -93,7 +105,11 @@ impl Conv2d {
                 fan_out: out_channels * area,
             },
         )?;
-        let bias = path.var("bias", out_channels, Init::Zeros)?;
+        let bias = if bias {
+            Some(path.var("bias", out_channels, Init::Zeros)?)
+        } else {
+            None
+        };
         Ok(Self {
             name: path.prefix().to_string(),
             weight,
@@ -107,9 +123,9 @@ impl Conv2d {
         &self.weight
     }
 
-    /// The bias, `(C_out)`.
-    pub fn bias(&self) -> &Var {
-        &self.bias
+    /// The bias, `(C_out)`, if the layer has one.
+    pub fn bias(&self) -> Option<&Var> {
+        self.bias.as_ref()
     }
 
     /// The shape settings.
@@ -148,15 +164,11 @@ impl Layer for Conv2d {
             stride,
             padding,
         } = self.config;
-        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_tensor());
-        if kernels::applies_to(&[input, weight, bias]) {
+        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor));
+        if kernels::applies_to(&[input, weight]) {
             // The im2col kernel (bias included; no input gradient for a data input).
             return Ok(kernels::conv2d::conv2d(
-                input,
-                weight,
-                Some(bias),
-                stride,
-                padding,
+                input, weight, bias, stride, padding,
             )?);
         }
         // The plain Candle path (GPU, other dtypes, or `DL_PLAIN_CANDLE=1`). Candle 0.11's conv2d backward takes the output padding of its transposed convolution,
@@ -182,8 +194,10 @@ impl Layer for Conv2d {
             (trimmed, 0)
         };
         let output = input.conv2d(self.weight.as_tensor(), padding, stride, 1, 1)?;
-        let bias = self.bias.as_tensor().reshape((1, (), 1, 1))?;
-        Ok(output.broadcast_add(&bias)?)
+        match bias {
+            Some(bias) => Ok(output.broadcast_add(&bias.reshape((1, (), 1, 1))?)?),
+            None => Ok(output),
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -198,18 +212,14 @@ impl Layer for Conv2d {
         mode: Mode,
         activation: Activation,
     ) -> Result<Tensor> {
-        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_tensor());
-        if activation == Activation::Relu && kernels::applies_to(&[input, weight, bias]) {
+        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor));
+        if activation == Activation::Relu && kernels::applies_to(&[input, weight]) {
             self.check_input(input)?;
             let Conv2dConfig {
                 stride, padding, ..
             } = self.config;
             return Ok(kernels::conv2d::conv2d_relu(
-                input,
-                weight,
-                Some(bias),
-                stride,
-                padding,
+                input, weight, bias, stride, padding,
             )?);
         }
         activation.apply(&self.forward(input, mode)?)

@@ -1,7 +1,7 @@
 //! dl-nn: the building blocks of neural networks, as the course introduces them.
 //!
 //! - The [`Neuron`], y = f(Σ wᵢxᵢ + b), and its [`Activation`] functions.
-//! - Layers: [`Dense`], [`Conv2d`], [`MaxPool2d`], [`Flatten`], [`Dropout`], [`BatchNorm`],
+//! - Layers: [`Dense`], [`Conv2d`], [`ConvTranspose2d`], [`MaxPool2d`], [`Flatten`], [`Dropout`], [`BatchNorm`],
 //!   [`Embedding`] and the LSTM, each implementing [`Layer`]; [`LstmInference`] and
 //!   [`DenseInference`] run a trained LSTM and output layer fast, one token at a time.
 //! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
@@ -32,6 +32,7 @@ mod activation;
 mod batch_norm;
 mod checkpoint;
 mod conv;
+mod conv_transpose;
 mod dense;
 mod dropout;
 mod embedding;
@@ -53,6 +54,7 @@ pub use activation::{log_softmax, softmax, Activation};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use checkpoint::{load_checkpoint, save_checkpoint, save_tensors, Checkpoint};
 pub use conv::{Conv2d, Conv2dConfig};
+pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use dense::Dense;
 pub use dl_tensor::accuracy;
 pub use dl_tensor::{encode_safetensors, write_atomically};

@@ -151,12 +151,12 @@ fn conv2d_gradients_for_several_configurations() {
         let store = f64_store(case as u64);
         let conv =
             Conv2d::new(&store.root().sub("conv"), in_channels, out_channels, config).unwrap();
-        randomise(conv.bias(), 40 + case as u64);
+        randomise(conv.bias().unwrap(), 40 + case as u64);
         let x = random_var(&[2, in_channels, height, width], 50 + case as u64);
         let what = format!("conv2d {in_channels}→{out_channels} {config:?} on {height}x{width}");
         assert_gradients(
             &what,
-            &[("weight", conv.weight()), ("bias", conv.bias()), ("x", &x)],
+            &[("weight", conv.weight()), ("bias", conv.bias().unwrap()), ("x", &x)],
             || weighted_sum(&candle(conv.forward(x.as_tensor(), Mode::Train))?, 4),
         );
     }
@@ -350,7 +350,7 @@ fn conv2d_forward_matches_nested_loops() {
         let store = f64_store(100 + case as u64);
         let conv =
             Conv2d::new(&store.root().sub("conv"), in_channels, out_channels, config).unwrap();
-        randomise(conv.bias(), 110 + case as u64);
+        randomise(conv.bias().unwrap(), 110 + case as u64);
         let batch = 2;
         let x = random_var(&[batch, in_channels, height, width], 120 + case as u64);
         let output = conv.forward(x.as_tensor(), Mode::Eval).unwrap();
@@ -358,7 +358,7 @@ fn conv2d_forward_matches_nested_loops() {
             &f64_values(x.as_tensor()),
             (batch, in_channels, height, width),
             &f64_values(conv.weight().as_tensor()),
-            &f64_values(conv.bias().as_tensor()),
+            &f64_values(conv.bias().unwrap().as_tensor()),
             out_channels,
             config,
         );

@@ -32,18 +32,18 @@ use super::{dispatch_real, Real};
 
 /// The sizes of one convolution: batch, channels, image and kernel sides, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geometry {
-    batch: usize,
-    in_channels: usize,
-    height: usize,
-    width: usize,
-    out_channels: usize,
-    kernel_height: usize,
-    kernel_width: usize,
-    stride: usize,
-    padding: usize,
-    out_height: usize,
-    out_width: usize,
+pub(super) struct Geometry {
+    pub(super) batch: usize,
+    pub(super) in_channels: usize,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) out_channels: usize,
+    pub(super) kernel_height: usize,
+    pub(super) kernel_width: usize,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
+    pub(super) out_height: usize,
+    pub(super) out_width: usize,
 }
 
 impl Geometry {
@@ -147,7 +147,7 @@ impl Geometry {
     }
 
     /// y = W·col + b for every image of `input`.
-    fn forward<T: Real>(&self, input: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
+    pub(super) fn forward<T: Real>(&self, input: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
         let (positions, taps) = (self.positions(), self.taps());
         let weight = MatrixRef::row_major(weight, self.out_channels, taps);
         let mut output = vec![T::zero(); self.batch * self.out_channels * positions];
@@ -181,7 +181,7 @@ impl Geometry {
 
     /// ∂L/∂W and ∂L/∂b, summed over the batch; each thread sums a contiguous share of the
     /// images and the shares are added at the end.
-    fn weight_and_bias_gradients<T: Real>(&self, input: &[T], grad: &[T]) -> (Vec<T>, Vec<T>) {
+    pub(super) fn weight_and_bias_gradients<T: Real>(&self, input: &[T], grad: &[T]) -> (Vec<T>, Vec<T>) {
         let (positions, taps) = (self.positions(), self.taps());
         let weight_size = self.out_channels * taps;
         let shares = rayon::current_num_threads().clamp(1, self.batch.max(1));
@@ -245,7 +245,7 @@ impl Geometry {
     }
 
     /// ∂L/∂x = col2im(Wᵀ·g) for every image.
-    fn input_gradient<T: Real>(&self, weight: &[T], grad: &[T]) -> Vec<T> {
+    pub(super) fn input_gradient<T: Real>(&self, weight: &[T], grad: &[T]) -> Vec<T> {
         let (positions, taps) = (self.positions(), self.taps());
         let weight_t = MatrixRef::row_major(weight, self.out_channels, taps).t();
         let mut input_grad = vec![T::zero(); self.batch * self.image_size()];
@@ -300,7 +300,7 @@ fn for_each_image<T: Real>(
 
 /// Σ values, in eight interleaved partial sums: independent additions the compiler can put in
 /// one vector register, instead of one long chain of dependent ones.
-fn sum_of<T: Real>(values: &[T]) -> T {
+pub(super) fn sum_of<T: Real>(values: &[T]) -> T {
     let mut partial = [T::zero(); 8];
     let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {

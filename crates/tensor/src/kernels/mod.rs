@@ -51,6 +51,7 @@ pub mod adam;
 pub mod batch_norm;
 pub mod bias;
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod cross_entropy;
 pub mod fast_math;
 mod gate_math;
