@@ -2,7 +2,7 @@
 //! progress) when they are missing.
 
 use anyhow::{Context, Result};
-use dl_data::{DataError, DownloadOptions, ImageDataset, Mnist};
+use dl_data::{ImageDataset, Mnist};
 
 use crate::cli::{DataArgs, DatasetChoice};
 
@@ -29,28 +29,13 @@ impl From<ImageDataset> for DatasetChoice {
 pub fn load_images(arguments: &DataArgs, offline: bool) -> Result<Mnist> {
     let data_dir = dl_data::resolve_data_dir(arguments.data_dir.as_deref());
     let dataset = arguments.dataset.dataset();
-    let missing = match dataset.load(&data_dir) {
-        Ok(images) => return Ok(images),
-        Err(DataError::Missing { file, .. }) if !offline => file,
-        Err(error) => return Err(error.into()),
-    };
-    println!(
-        "{} is not in {}: downloading it (use --data-dir or $DL_DATA_DIR to point elsewhere)",
-        dataset.name(),
-        dataset.directory(&data_dir).display()
-    );
-    let options = DownloadOptions {
-        progress: true,
-        ..DownloadOptions::default()
-    };
-    dl_data::ensure_dataset(dataset.key(), &data_dir, &options).with_context(|| {
+    dataset.load_or_download(&data_dir, offline).with_context(|| {
         format!(
-            "{} is incomplete in {} ({missing} is missing) and could not be downloaded; fetch it elsewhere and run `cargo xtask download-data --dataset {} --mirror DIR_OR_URL --data-dir {}`",
+            "{} could not be loaded from {} (to download it by hand: `cargo xtask download-data --dataset {} --mirror DIR_OR_URL --data-dir {}`)",
             dataset.name(),
             dataset.directory(&data_dir).display(),
             dataset.key(),
             data_dir.display()
         )
-    })?;
-    Ok(dataset.load(&data_dir)?)
+    })
 }

@@ -222,6 +222,27 @@ impl ImageDataset {
         })
     }
 
+    /// Loads the dataset from `data_dir`, first downloading it (with progress bars, after a
+    /// line on standard error saying so) when a file is missing, unless `offline`: what every
+    /// program that trains on these images does.
+    pub fn load_or_download(self, data_dir: &Path, offline: bool) -> Result<Mnist> {
+        match self.load(data_dir) {
+            Err(DataError::Missing { .. }) if !offline => {}
+            loaded => return loaded,
+        }
+        eprintln!(
+            "{} is not in {}: downloading it (use --data-dir or $DL_DATA_DIR to point elsewhere)",
+            self.name(),
+            self.directory(data_dir).display()
+        );
+        let options = crate::DownloadOptions {
+            progress: true,
+            ..crate::DownloadOptions::default()
+        };
+        crate::ensure_dataset(self.key(), data_dir, &options)?;
+        self.load(data_dir)
+    }
+
     /// `directory/NAME.gz`, else `directory/NAME`, else the Missing error.
     fn find_file(self, directory: &Path, name: &str) -> Result<PathBuf> {
         let compressed = directory.join(format!("{name}.gz"));

@@ -11,7 +11,7 @@ use std::{
 use dl_nn::{Checkpoint, Sequential, VarStore};
 use dl_tensor::{DType, Device};
 
-use crate::{ImageRecipe, ModelsError, Recipe, Result, TextModel, TextRecipe};
+use crate::{Gan, GanRecipe, ImageRecipe, ModelsError, Recipe, Result, TextModel, TextRecipe};
 
 /// A model rebuilt from a checkpoint.
 pub struct Loaded<M, R> {
@@ -27,6 +27,8 @@ pub struct Loaded<M, R> {
 pub type LoadedImageClassifier = Loaded<Sequential, ImageRecipe>;
 /// A language model rebuilt from its checkpoint, with its tokenizer.
 pub type LoadedLanguageModel = Loaded<TextModel, TextRecipe>;
+/// A GAN rebuilt from its checkpoint.
+pub type LoadedGan = Loaded<Gan, GanRecipe>;
 
 /// Any model of the zoo, rebuilt from its checkpoint.
 pub enum LoadedModel {
@@ -34,6 +36,8 @@ pub enum LoadedModel {
     ImageClassifier(LoadedImageClassifier),
     /// A language model (boxed: its tokenizer makes it much larger than a classifier).
     LanguageModel(Box<LoadedLanguageModel>),
+    /// A GAN.
+    Gan(LoadedGan),
 }
 
 /// Reads the checkpoint at `path` and rebuilds whatever model it holds on `device`.
@@ -54,6 +58,10 @@ pub fn from_checkpoint(
         Recipe::LanguageModel(recipe) => LoadedModel::LanguageModel(Box::new(
             restore_language_model(path, checkpoint, recipe, device)?,
         )),
+        Recipe::Gan(recipe) => {
+            check_shapes(path, &checkpoint, &recipe.key_shapes())?;
+            LoadedModel::Gan(restore_gan(path, checkpoint, recipe, device)?)
+        }
     })
 }
 
@@ -73,16 +81,42 @@ pub fn load_language_model(path: &Path, device: &Device) -> Result<LoadedLanguag
     restore_language_model(path, checkpoint, recipe, device)
 }
 
-/// The language model's recipe of the checkpoint at `path`, its sizes checked against the
-/// stored tensors: the sizes come from the file, and a model of the sizes it claims is never
-/// allocated unless its weights are there (a small file claiming a hidden size of 10⁸ is
-/// refused). What `train --resume` and every loader use.
-pub fn language_model_recipe(path: &Path, checkpoint: &Checkpoint) -> Result<TextRecipe> {
-    let recipe = Recipe::language_model(path, &checkpoint.metadata)?;
-    for (name, shape) in recipe.config.parameter_shapes() {
+/// Reads a GAN's checkpoint (as `mnist-gan train` writes it) and rebuilds both networks on
+/// `device`; a checkpoint of another kind is an error that says so.
+pub fn load_gan(path: &Path, device: &Device) -> Result<LoadedGan> {
+    let checkpoint = Checkpoint::load(path)?;
+    let recipe = gan_recipe(path, &checkpoint)?;
+    restore_gan(path, checkpoint, recipe, device)
+}
+
+/// The GAN's recipe of the checkpoint at `path`, its sizes checked against the stored tensors
+/// before anything is allocated (see [`language_model_recipe`]).
+pub fn gan_recipe(path: &Path, checkpoint: &Checkpoint) -> Result<GanRecipe> {
+    let recipe = Recipe::gan(path, &checkpoint.metadata)?;
+    check_shapes(path, checkpoint, &recipe.key_shapes())?;
+    Ok(recipe)
+}
+
+fn restore_gan(
+    path: &Path,
+    checkpoint: Checkpoint,
+    recipe: GanRecipe,
+    device: &Device,
+) -> Result<LoadedGan> {
+    let build = |recipe: &GanRecipe, store: &VarStore| Ok(recipe.build(store)?);
+    restore(path, checkpoint, recipe, build, device)
+}
+
+/// Fails unless every `(name, shape)` is a tensor of that shape in `checkpoint`.
+fn check_shapes(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    shapes: &[(String, Vec<usize>)],
+) -> Result<()> {
+    for (name, shape) in shapes {
         let stored = checkpoint
             .tensors
-            .get(&name)
+            .get(name)
             .map(|tensor| tensor.dims().to_vec());
         if stored.as_deref() != Some(shape.as_slice()) {
             return Err(ModelsError::BadRecipe {
@@ -94,6 +128,16 @@ pub fn language_model_recipe(path: &Path, checkpoint: &Checkpoint) -> Result<Tex
             });
         }
     }
+    Ok(())
+}
+
+/// The language model's recipe of the checkpoint at `path`, its sizes checked against the
+/// stored tensors: the sizes come from the file, and a model of the sizes it claims is never
+/// allocated unless its weights are there (a small file claiming a hidden size of 10⁸ is
+/// refused). What `train --resume` and every loader use.
+pub fn language_model_recipe(path: &Path, checkpoint: &Checkpoint) -> Result<TextRecipe> {
+    let recipe = Recipe::language_model(path, &checkpoint.metadata)?;
+    check_shapes(path, checkpoint, &recipe.config.parameter_shapes())?;
     Ok(recipe)
 }
 

@@ -20,7 +20,7 @@ use std::{collections::BTreeMap, path::Path};
 use dl_data::{ImageDataset, Tokenizer};
 use serde::{Deserialize, Serialize};
 
-use crate::{ImageModel, ImageRecipe, ModelsError, Result, TextModelConfig, TextRecipe};
+use crate::{GanRecipe, ImageModel, ImageRecipe, ModelsError, Result, TextModelConfig, TextRecipe};
 
 /// The metadata key of the recipe.
 pub const RECIPE_KEY: &str = "recipe";
@@ -32,6 +32,8 @@ pub const TOKENIZER_KEY: &str = "tokenizer";
 pub const IMAGE_CLASSIFIER_APP: &str = "mnist-classifier";
 /// The program that trains language models.
 pub const LANGUAGE_MODEL_APP: &str = "text-gen";
+/// The program that trains GANs.
+pub const GAN_APP: &str = "mnist-gan";
 /// The language model's architecture name.
 pub const LANGUAGE_MODEL_ARCHITECTURE: &str = "embedding-lstm-dense";
 
@@ -42,6 +44,8 @@ pub enum Recipe {
     ImageClassifier(ImageRecipe),
     /// A next-token language model with its tokenizer.
     LanguageModel(TextRecipe),
+    /// A generative adversarial network (generator and discriminator).
+    Gan(GanRecipe),
 }
 
 /// The `recipe` entry as stored: the tokenizer, being large, has an entry of its own.
@@ -54,6 +58,7 @@ enum RecipeEntry {
         config: TextModelConfig,
         tokenizer_kind: String,
     },
+    Gan(GanRecipe),
 }
 
 impl Recipe {
@@ -62,6 +67,7 @@ impl Recipe {
         match self {
             Self::ImageClassifier(_) => IMAGE_CLASSIFIER_APP,
             Self::LanguageModel(_) => LANGUAGE_MODEL_APP,
+            Self::Gan(_) => GAN_APP,
         }
     }
 
@@ -70,6 +76,7 @@ impl Recipe {
         match self {
             Self::ImageClassifier(_) => "an image classifier",
             Self::LanguageModel(_) => "a language model",
+            Self::Gan(_) => "a GAN (generator and discriminator)",
         }
     }
 
@@ -83,6 +90,7 @@ impl Recipe {
                 config: recipe.config,
                 tokenizer_kind: recipe.tokenizer.kind().to_string(),
             },
+            Self::Gan(recipe) => RecipeEntry::Gan(*recipe),
         };
         let json = serde_json::to_string(&entry).map_err(|error| ModelsError::BadRecipe {
             path: "(new checkpoint)".into(),
@@ -151,6 +159,12 @@ impl Recipe {
                 }
                 Ok(Self::LanguageModel(TextRecipe { config, tokenizer }))
             }
+            RecipeEntry::Gan(recipe) => {
+                recipe.validate().map_err(|problem| {
+                    bad(format!("the recipe's sizes cannot be built: {problem}"))
+                })?;
+                Ok(Self::Gan(recipe))
+            }
         }
     }
 
@@ -185,6 +199,15 @@ impl Recipe {
     /// a checkpoint of another kind is an error naming what it holds.
     pub fn language_model(path: &Path, metadata: &BTreeMap<String, String>) -> Result<TextRecipe> {
         Self::expecting(LANGUAGE_MODEL_APP, path, metadata)?.into_language_model(path)
+    }
+
+    /// The GAN's recipe of the checkpoint at `path` (see [`Recipe::from_metadata`]); a
+    /// checkpoint of another kind is an error naming what it holds.
+    pub fn gan(path: &Path, metadata: &BTreeMap<String, String>) -> Result<GanRecipe> {
+        match Self::expecting(GAN_APP, path, metadata)? {
+            Self::Gan(recipe) => Ok(recipe),
+            other => Err(wrong_kind(path, GAN_APP, &other)),
+        }
     }
 
     /// The image classifier's recipe, or an error naming what the checkpoint holds instead.

@@ -164,7 +164,10 @@ impl Layer for Conv2d {
             stride,
             padding,
         } = self.config;
-        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor));
+        let (weight, bias) = (
+            self.weight.as_tensor(),
+            self.bias.as_ref().map(Var::as_tensor),
+        );
         if kernels::applies_to(&[input, weight]) {
             // The im2col kernel (bias included; no input gradient for a data input).
             return Ok(kernels::conv2d::conv2d(
@@ -212,7 +215,10 @@ impl Layer for Conv2d {
         mode: Mode,
         activation: Activation,
     ) -> Result<Tensor> {
-        let (weight, bias) = (self.weight.as_tensor(), self.bias.as_ref().map(Var::as_tensor));
+        let (weight, bias) = (
+            self.weight.as_tensor(),
+            self.bias.as_ref().map(Var::as_tensor),
+        );
         if activation == Activation::Relu && kernels::applies_to(&[input, weight]) {
             self.check_input(input)?;
             let Conv2dConfig {

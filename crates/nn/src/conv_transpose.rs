@@ -99,8 +99,7 @@ impl ConvTranspose2d {
         if in_channels == 0 || out_channels == 0 {
             return Err(NnError::config(what(), "channel counts must be positive"));
         }
-        if config.kernel_size == 0 || config.stride == 0 || config.output_padding >= config.stride
-        {
+        if config.kernel_size == 0 || config.stride == 0 || config.output_padding >= config.stride {
             return Err(NnError::config(
                 what(),
                 format!(

@@ -6,7 +6,8 @@
 //!   [`DenseInference`] run a trained LSTM and output layer fast, one token at a time.
 //! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
 //!   [`Sequential::summary`].
-//! - Losses and metrics, and safetensors checkpoints whose tensor names follow PyTorch's.
+//! - Losses and metrics (and the quality of generated samples: Inception Score, Fréchet
+//!   distance), and safetensors checkpoints whose tensor names follow PyTorch's.
 //!
 //! All weights live in a [`VarStore`], initialised from a seeded generator so that the same seed
 //! gives the same model.
@@ -47,6 +48,7 @@ mod metrics;
 mod neuron;
 mod pool;
 mod random_states;
+mod sample_quality;
 mod sequential;
 mod store;
 
@@ -71,5 +73,9 @@ pub use metrics::ConfusionMatrix;
 pub use neuron::Neuron;
 pub use pool::MaxPool2d;
 pub use random_states::{random_states_metadata, restore_random_states, RANDOM_STATES_KEY};
+pub use sample_quality::{
+    class_histogram, confident_share, frechet_distance, inception_score, kl_to_uniform,
+    FeatureStatistics, InceptionScore,
+};
 pub use sequential::{Sequential, SequentialBuilder};
 pub use store::{Parameter, Path, VarStore};

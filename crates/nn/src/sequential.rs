@@ -242,7 +242,8 @@ impl Sequential {
         })
     }
 
-    fn run(&self, input: &Tensor, mode: Mode, final_activation: bool) -> Result<Tensor> {
+    /// `input` if it is a batch of the model's input shape, else an error saying which.
+    fn check_input(&self, input: &Tensor) -> Result<Tensor> {
         let expected = &self.input_shape;
         if input.rank() != expected.len() + 1 || &input.dims()[1..] != expected.as_slice() {
             return Err(NnError::shape(
@@ -258,7 +259,11 @@ impl Sequential {
                 ),
             ));
         }
-        let mut output = input.clone();
+        Ok(input.clone())
+    }
+
+    fn run(&self, input: &Tensor, mode: Mode, final_activation: bool) -> Result<Tensor> {
+        let mut output = self.check_input(input)?;
         let last = self.stages.len().saturating_sub(1);
         for (index, stage) in self.stages.iter().enumerate() {
             let skip =
@@ -270,6 +275,25 @@ impl Sequential {
                     .layer
                     .forward_activated(&output, mode, stage.activation)?
             };
+        }
+        Ok(output)
+    }
+
+    /// The penultimate features in evaluation mode: the output of every stage but the last
+    /// (after its activation), e.g. the 128 ReLU units of the course's CNN. What a Fréchet
+    /// distance compares (see [`crate::frechet_distance`]).
+    pub fn features(&self, input: &Tensor) -> Result<Tensor> {
+        if self.stages.len() < 2 {
+            return Err(NnError::config(
+                "sequential features",
+                "the model has a single layer: there are no features before its output",
+            ));
+        }
+        let mut output = self.check_input(input)?;
+        for stage in &self.stages[..self.stages.len() - 1] {
+            output = stage
+                .layer
+                .forward_activated(&output, Mode::Eval, stage.activation)?;
         }
         Ok(output)
     }

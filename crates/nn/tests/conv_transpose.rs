@@ -20,7 +20,17 @@ fn normal(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
 }
 
 /// (batch, C_in, C_out, H, W, k, stride, padding, output_padding).
-type Case = (usize, usize, usize, usize, usize, usize, usize, usize, usize);
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
 
 const CASES: [Case; 7] = [
     (2, 6, 3, 7, 7, 4, 2, 1, 0), // the DCGAN generator's 7x7 → 14x14 (scaled down)
@@ -157,7 +167,10 @@ fn is_the_adjoint_of_the_convolution() -> Result {
     let right = (conv_transpose2d(&x, &weight, None, 2, 1, 0)? * &y)?
         .sum_all()?
         .to_scalar::<f64>()?;
-    assert!((left - right).abs() < 1e-9 * left.abs().max(1.0), "{left} vs {right}");
+    assert!(
+        (left - right).abs() < 1e-9 * left.abs().max(1.0),
+        "{left} vs {right}"
+    );
     Ok(())
 }
 
@@ -169,7 +182,9 @@ fn gradients_equal_candles_on_the_generator_shapes() -> Result {
         let x = Var::from_tensor(&normal(&[batch, in_c, h, w], seed, DType::F32)?)?;
         let weight = Var::from_tensor(&normal(&[in_c, out_c, k, k], seed + 1, DType::F32)?)?;
         let ours = conv_transpose2d(x.as_tensor(), weight.as_tensor(), None, s, p, op)?;
-        let candle = x.as_tensor().conv_transpose2d(weight.as_tensor(), p, op, s, 1)?;
+        let candle = x
+            .as_tensor()
+            .conv_transpose2d(weight.as_tensor(), p, op, s, 1)?;
         let (ours, candle) = (
             gradients_of(&ours, &[&x, &weight], seed + 2)?,
             gradients_of(&candle, &[&x, &weight], seed + 2)?,
@@ -188,7 +203,10 @@ fn the_layer_grows_7x7_to_14x14_and_checks_its_input() -> Result {
     assert_eq!(layer.weight().dims(), [4, 2, 4, 4]);
     assert_eq!(store.parameter_count(), 4 * 2 * 16 + 2);
     let x = Var::from_tensor(&normal(&[3, 4, 7, 7], 6, DType::F64)?)?;
-    assert_eq!(layer.forward(x.as_tensor(), Mode::Train)?.dims(), [3, 2, 14, 14]);
+    assert_eq!(
+        layer.forward(x.as_tensor(), Mode::Train)?.dims(),
+        [3, 2, 14, 14]
+    );
     let bias = layer.bias().expect("a bias");
     assert_finite_differences_with(
         "ConvTranspose2d layer",
@@ -210,9 +228,18 @@ fn the_layer_grows_7x7_to_14x14_and_checks_its_input() -> Result {
     let no_room = ConvTranspose2dConfig::new(2).padding(3);
     let tight = ConvTranspose2d::new(&store.root().sub("tight"), 1, 1, no_room, false)?;
     assert!(tight
-        .forward(&Tensor::zeros((1, 1, 2, 2), DType::F64, &Device::Cpu)?, Mode::Eval)
+        .forward(
+            &Tensor::zeros((1, 1, 2, 2), DType::F64, &Device::Cpu)?,
+            Mode::Eval
+        )
         .is_err());
-    assert!(ConvTranspose2d::new(&store.root().sub("bad"), 1, 1, config.output_padding(2), true)
-        .is_err());
+    assert!(ConvTranspose2d::new(
+        &store.root().sub("bad"),
+        1,
+        1,
+        config.output_padding(2),
+        true
+    )
+    .is_err());
     Ok(())
 }

@@ -156,7 +156,11 @@ fn conv2d_gradients_for_several_configurations() {
         let what = format!("conv2d {in_channels}→{out_channels} {config:?} on {height}x{width}");
         assert_gradients(
             &what,
-            &[("weight", conv.weight()), ("bias", conv.bias().unwrap()), ("x", &x)],
+            &[
+                ("weight", conv.weight()),
+                ("bias", conv.bias().unwrap()),
+                ("x", &x),
+            ],
             || weighted_sum(&candle(conv.forward(x.as_tensor(), Mode::Train))?, 4),
         );
     }

@@ -181,7 +181,11 @@ impl Geometry {
 
     /// ∂L/∂W and ∂L/∂b, summed over the batch; each thread sums a contiguous share of the
     /// images and the shares are added at the end.
-    pub(super) fn weight_and_bias_gradients<T: Real>(&self, input: &[T], grad: &[T]) -> (Vec<T>, Vec<T>) {
+    pub(super) fn weight_and_bias_gradients<T: Real>(
+        &self,
+        input: &[T],
+        grad: &[T],
+    ) -> (Vec<T>, Vec<T>) {
         let (positions, taps) = (self.positions(), self.taps());
         let weight_size = self.out_channels * taps;
         let shares = rayon::current_num_threads().clamp(1, self.batch.max(1));

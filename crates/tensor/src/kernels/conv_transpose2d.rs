@@ -169,9 +169,10 @@ pub fn conv_transpose2d(
     let out_size = |size: usize, kernel: usize| {
         ((size.max(1) - 1) * stride + kernel + output_padding).checked_sub(2 * padding)
     };
-    let (Some(out_height), Some(out_width)) =
-        (out_size(height, kernel_height), out_size(width, kernel_width))
-    else {
+    let (Some(out_height), Some(out_width)) = (
+        out_size(height, kernel_height),
+        out_size(width, kernel_width),
+    ) else {
         candle_core::bail!(
             "conv_transpose2d: padding {padding} removes the whole {kernel_height}x{kernel_width} output of a {height}x{width} image"
         );
