@@ -84,6 +84,17 @@ def main():
     write("checkpoint", "text.safetensors", safetensors(
         text_model, {"format": "pt", "app": "text-gen", "recipe": json.dumps(text_recipe), "tokenizer": tokenizer}))
 
+    # The smallest GAN (MLP, width 1, z of 1) with its recipe.
+    gan = {}
+    for name, shape in [("generator.hidden", [8, 1]), ("generator.wide", [16, 8]), ("generator.to_image", [784, 16]),
+                        ("discriminator.wide", [16, 784]), ("discriminator.hidden", [8, 16]),
+                        ("discriminator.classify", [1, 8])]:
+        gan[name + ".weight"] = (shape, values(shape[0] * shape[1]))
+        gan[name + ".bias"] = ([shape[0]], values(shape[0]))
+    gan_recipe = {"task": "gan", "model": "mlp", "width": 1, "latent_dim": 1, "conditional": False, "dataset": "mnist"}
+    write("checkpoint", "gan.safetensors", safetensors(
+        gan, {"format": "pt", "app": "mnist-gan", "recipe": json.dumps(gan_recipe)}))
+
     # Adam's state for one variable, in the current and the first format.
     moments = {"w.exp_avg": ([2, 2], values(4)), "w.exp_avg_sq": ([2, 2], [0.001] * 4)}
     config = {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0}

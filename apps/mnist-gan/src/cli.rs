@@ -106,6 +106,9 @@ pub struct TrainArgs {
     /// Class-conditional G and D, so that `generate --digit D` works.
     #[arg(long)]
     pub conditional: bool,
+    /// Keep an exponential moving average of G's weights (decay 0.999) and generate with it.
+    #[arg(long)]
+    pub ema: bool,
     /// One-sided label smoothing: D's target for real images (1 = none, 0.9 = smoothed).
     #[arg(long, default_value_t = 1.0)]
     pub real_target: f64,
@@ -122,6 +125,9 @@ pub struct TrainArgs {
     /// collapse after each epoch (default: checkpoints/mnist-cnn.safetensors when it exists).
     #[arg(long, value_name = "CHECKPOINT")]
     pub classifier: Option<PathBuf>,
+    /// Train on the first N training images only (a quick run; default: all 60,000).
+    #[arg(long, value_name = "N")]
+    pub train_images: Option<usize>,
     /// Samples scored after training (0: skip the score).
     #[arg(long, default_value_t = 10_000)]
     pub score_samples: usize,

@@ -48,11 +48,10 @@ pub fn generate_from(gan: &Gan, noise: &Tensor, labels: Option<&[u32]>) -> Resul
         let batch_labels = labels
             .map(|labels| Tensor::new(&labels[start..start + size], noise.device()))
             .transpose()?;
-        parts.push(gan.generator().generate(
-            &batch_noise,
-            batch_labels.as_ref(),
-            GENERATION_MODE,
-        )?);
+        parts.push(
+            gan.sampler()
+                .generate(&batch_noise, batch_labels.as_ref(), GENERATION_MODE)?,
+        );
     }
     Ok(Tensor::cat(&parts, 0)?)
 }

@@ -3,14 +3,13 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`step`] | one training step: D on real and fake, then G with the non-saturating loss |
 //! | [`generation`] | seeded samples, chosen digits, latent walks |
 //! | [`quality`] | Inception Score, Fréchet distance, class histogram, copies; failure diagnosis |
 //! | [`samples`] | PNG grids, the GIF of the epochs, IDX files |
 //!
-//! The networks themselves are `dl_models::Gan` (DCGAN or MLP, optionally conditional).
+//! The networks are `dl_models::Gan` (DCGAN or MLP, optionally conditional); the training
+//! step is `dl_train::GanStep`.
 
 pub mod generation;
 pub mod quality;
 pub mod samples;
-pub mod step;

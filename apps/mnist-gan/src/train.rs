@@ -11,12 +11,10 @@ use dl_models::{checkpoint_file, gan_recipe, load_image_classifier, Gan, GanReci
 use dl_nn::{Sequential, VarStore};
 use dl_tensor::DType;
 use dl_train::{
-    ModelCheckpoint, NoValidation, Run, RunFlags, RunPlan, TrainStep, Trainer, TrainingError,
+    EpochMeans, GanStep, ModelCheckpoint, NoValidation, Run, RunFlags, RunPlan, StepSettings,
+    TrainStep, Trainer, TrainingError, DISCRIMINATOR_OPTIMIZER, GENERATOR_OPTIMIZER,
 };
-use mnist_gan::{
-    generation, quality, samples,
-    step::{EpochMeans, GanStep, StepSettings, DISCRIMINATOR_OPTIMIZER, GENERATOR_OPTIMIZER},
-};
+use mnist_gan::{generation, quality, samples};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{TrainArgs, DEFAULT_CLASSIFIER};
@@ -149,6 +147,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             latent_dim: arguments.latent_dim,
             conditional: arguments.conditional,
             dataset: arguments.data.dataset.dataset(),
+            ema: arguments.ema,
         },
     };
     recipe
@@ -168,6 +167,10 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         })?;
     // G ends in tanh: the real images are scaled the same way, to [−1, 1].
     let mut train_set = images.train.to_device(&device)?;
+    if let Some(limit) = arguments.train_images {
+        let kept: Vec<usize> = (0..limit.min(train_set.len())).collect();
+        train_set = train_set.select(&kept)?;
+    }
     train_set.images = train_set.images.affine(2.0, -1.0)?;
     if train_set.len() < arguments.batch_size {
         bail!(

@@ -36,6 +36,11 @@ use crate::IMAGE_SHAPE;
 
 /// The variable-name prefix of the generator.
 pub const GENERATOR_PREFIX: &str = "generator";
+/// The variable-name prefix of the averaged generator.
+pub const GENERATOR_EMA_PREFIX: &str = "generator_ema";
+/// The weight of the past in the moving average of G's weights: ema ← d·ema + (1 − d)·w after
+/// every step of G (an average over about 1/(1 − d) = 1,000 steps).
+pub const EMA_DECAY: f64 = 0.999;
 /// The variable-name prefix of the discriminator.
 pub const DISCRIMINATOR_PREFIX: &str = "discriminator";
 /// Classes of a conditional GAN (the ten digits or clothing kinds).
@@ -90,6 +95,11 @@ pub struct GanRecipe {
     pub conditional: bool,
     /// The images the GAN learned, as dl-data names the dataset (`mnist`, `fashion-mnist`).
     pub dataset: dl_data::ImageDataset,
+    /// Whether the GAN keeps an exponential moving average of G's weights (`generator_ema.*`,
+    /// decay [`EMA_DECAY`]), the copy that generates (Yazıcı et al., "The Unusual
+    /// Effectiveness of Averaging in GAN Training", 2019).
+    #[serde(default)]
+    pub ema: bool,
 }
 
 impl GanRecipe {
@@ -416,6 +426,7 @@ pub struct Gan {
     recipe: GanRecipe,
     store: VarStore,
     generator: Generator,
+    averaged: Option<Averaged>,
     discriminator: Discriminator,
     noise: Mutex<SeededRng>,
 }
@@ -450,13 +461,35 @@ impl Gan {
             }
             set(&variable, scheme, &mut init)?;
         }
+        let averaged = recipe
+            .ema
+            .then(|| Averaged::new(store, recipe))
+            .transpose()?;
         Ok(Self {
             recipe,
             store: store.clone(),
             generator,
+            averaged,
             discriminator,
             noise: Mutex::new(store.fork_rng(NOISE_STREAM)),
         })
+    }
+
+    /// The generator that draws samples: the moving average of G's weights when the recipe
+    /// keeps one, else G itself.
+    pub fn sampler(&self) -> &Generator {
+        self.averaged
+            .as_ref()
+            .map_or(&self.generator, |averaged| &averaged.generator)
+    }
+
+    /// Moves the average of G's weights one step towards G (after each update of G); nothing
+    /// without one.
+    pub fn update_average(&self) -> dl_nn::Result<()> {
+        match &self.averaged {
+            Some(averaged) => averaged.update(),
+            None => Ok(()),
+        }
     }
 
     /// The recipe it was built from.
@@ -469,7 +502,7 @@ impl Gan {
         &self.store
     }
 
-    /// The generator.
+    /// The generator being trained (see [`Gan::sampler`] for the one that draws samples).
     pub fn generator(&self) -> &Generator {
         &self.generator
     }
@@ -514,6 +547,61 @@ impl Gan {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let labels: Vec<u32> = (0..batch).map(|_| rng.below(GAN_CLASSES) as u32).collect();
         Ok(Tensor::from_vec(labels, batch, self.store.device())?)
+    }
+}
+
+/// The moving average of G: its own networks' variables, and the pairs (G's variable, its
+/// average) it follows — parameters averaged, batch-norm statistics copied.
+struct Averaged {
+    generator: Generator,
+    averaged: Vec<(Var, Var)>,
+    copied: Vec<(Var, Var)>,
+}
+
+impl Averaged {
+    fn new(store: &VarStore, recipe: GanRecipe) -> dl_nn::Result<Self> {
+        let generator = Generator::new(&store.root().sub(GENERATOR_EMA_PREFIX), recipe)?;
+        let trainable: std::collections::HashSet<String> = store
+            .trainable_variables()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let prefix = format!("{GENERATOR_PREFIX}.");
+        let (mut averaged, mut copied) = (Vec::new(), Vec::new());
+        for name in store.names() {
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (Some(source), Some(average)) = (
+                store.get(&name),
+                store.get(&format!("{GENERATOR_EMA_PREFIX}.{rest}")),
+            ) else {
+                continue;
+            };
+            average.set(source.as_tensor())?;
+            if trainable.contains(&name) {
+                averaged.push((source, average));
+            } else {
+                copied.push((source, average));
+            }
+        }
+        Ok(Self {
+            generator,
+            averaged,
+            copied,
+        })
+    }
+
+    fn update(&self) -> dl_nn::Result<()> {
+        for (source, average) in &self.averaged {
+            let next =
+                ((average.as_tensor() * EMA_DECAY)? + (source.as_tensor() * (1.0 - EMA_DECAY))?)?;
+            average.set(&next)?;
+        }
+        for (source, average) in &self.copied {
+            average.set(source.as_tensor())?;
+        }
+        Ok(())
     }
 }
 

@@ -33,7 +33,7 @@ mod recipe;
 pub use error::{ModelsError, Result};
 pub use gan::{
     images_to_bytes, Discriminator, Gan, GanModel, GanRecipe, Generator, DISCRIMINATOR_PREFIX,
-    GAN_CLASSES, GENERATOR_PREFIX, MAX_GAN_WIDTH,
+    EMA_DECAY, GAN_CLASSES, GENERATOR_EMA_PREFIX, GENERATOR_PREFIX, MAX_GAN_WIDTH,
 };
 pub use image_classifier::{ImageModel, ImageRecipe, IMAGE_SHAPE};
 pub use language_model::{

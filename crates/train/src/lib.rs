@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `trainer.rs` | [`Trainer`]: epochs of steps, validation, history, callbacks | both apps |
 //! | `step.rs` | [`TrainStep`], the step hook (burn's `TrainStep`): one batch's training | a GAN, search trials |
+//! | `adversarial.rs` | [`GanStep`]: D on real and fake, then G with the non-saturating loss, for any [`AdversarialPair`] | mnist-gan, the bench |
 //! | `supervised.rs` | the course's step (forward → loss → backward → optimizer) and [`evaluate`] | [`Trainer::fit`] |
 //! | `run.rs` | [`Run`]: a run's files saved and put back together | apps, [`ModelCheckpoint`] |
 //! | `run_plan.rs` | [`RunPlan`]: device, schedule, resumed run and outputs, settled first | apps |
@@ -20,6 +21,7 @@
 //! terminal dependencies (plotters, image, indicatif) that a user who only wants Adam does not
 //! need.
 
+mod adversarial;
 mod callbacks;
 mod error;
 mod history;
@@ -32,6 +34,10 @@ mod step;
 mod supervised;
 mod trainer;
 
+pub use adversarial::{
+    AdversarialPair, EpochHook, EpochMeans, GanStep, StepSettings, DISCRIMINATOR_OPTIMIZER,
+    GENERATOR_OPTIMIZER,
+};
 pub use callbacks::{Callback, Control, EarlyStopping, TrainingContext};
 pub use error::{TrainingError, TrainingResult};
 pub use history::{EpochRecord, History, CSV_HEADER};

@@ -42,7 +42,7 @@ const fn metric(field: &'static str, label: &'static str, higher_is_better: bool
 }
 
 /// Every workload of `pytorch_baseline.py`, in its order.
-pub const WORKLOADS: [WorkloadKind; 6] = [
+pub const WORKLOADS: [WorkloadKind; 7] = [
     workload(
         "gemm",
         &["m", "k", "n"],
@@ -56,6 +56,11 @@ pub const WORKLOADS: [WorkloadKind; 6] = [
     workload("cnn_infer", &["batch"], &[IMAGES_PER_S]),
     workload("lstm_train", &["hidden"], &[TOKENS_PER_S]),
     workload("lstm_sample", &["hidden"], &[TOKENS_PER_S]),
+    workload(
+        "gan_train",
+        &["width"],
+        &[IMAGES_PER_S, metric("seconds_per_epoch", "s/epoch", false)],
+    ),
     workload(
         "cnn_epoch",
         &["epoch"],

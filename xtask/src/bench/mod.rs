@@ -4,7 +4,7 @@
 //! Workloads (see the baseline for their exact definitions): `gemm` (fp32 matrix products),
 //! `cnn` (train steps at batch 32 and 128, inference at 1000), `lstm` (train and sampling
 //! tokens/s for H = 128 and 256), `epochs N` (whole MNIST epochs with test accuracy), `all`
-//! (gemm, cnn and lstm, as the baseline's `all`); `kernels` times dl-tensor's kernels against
+//! (gemm, cnn and lstm, as the baseline's `all`), `gan` (DCGAN train steps, W = 32 and 64); `kernels` times dl-tensor's kernels against
 //! plain Candle, layer by layer. Each result is one JSON line on stdout, with
 //! the baseline's field names plus `peak_rss_mib` (the process's peak resident memory so far);
 //! progress and a summary table go to stderr. `compare OURS PYTORCH` puts two result files side
@@ -16,6 +16,7 @@
 
 mod cnn;
 pub mod compare;
+mod gan;
 mod gemm;
 mod kernels;
 mod lstm;
@@ -63,6 +64,12 @@ enum What {
         /// Number of epochs.
         #[arg(default_value_t = 5)]
         count: usize,
+    },
+    /// The DCGAN: real images/s of a training step (one D and one G update), W = 32 and 64.
+    Gan {
+        /// Only this width W (default: 32 and 64, as the baseline).
+        #[arg(long)]
+        width: Option<usize>,
     },
     /// gemm, cnn and lstm (the baseline's `all`; epochs are separate).
     All,
@@ -269,7 +276,10 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     {
         return dl_tensor::threads::on_compute_threads(|| kernels::run(filters, *kernels_only));
     }
-    let needs_images = matches!(what, What::Cnn | What::Epochs { .. } | What::All);
+    let needs_images = matches!(
+        what,
+        What::Cnn | What::Epochs { .. } | What::Gan { .. } | What::All
+    );
     let source = if needs_images {
         Some(image_source(&options)?)
     } else {
@@ -323,6 +333,10 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
             What::Cnn => cnn::train_and_infer(&mut bench)?,
             What::Lstm => lstm::train_and_sample(&mut bench)?,
             What::Epochs { count } => cnn::epochs(&mut bench, count)?,
+            What::Gan { width } => match width {
+                Some(width) => gan::train(&mut bench, &[width])?,
+                None => gan::train(&mut bench, &[32, 64])?,
+            },
             What::All => {
                 gemm::run(&mut bench)?;
                 cnn::train_and_infer(&mut bench)?;

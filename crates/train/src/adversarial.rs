@@ -1,5 +1,5 @@
-//! One GAN training step (Goodfellow et al. 2014, Algorithm 1, with the non-saturating
-//! generator loss of §3), as the `dl_train::TrainStep` the trainer drives:
+//! The adversarial training step of a GAN (course §2.3; Goodfellow et al. 2014, Algorithm 1, with the non-saturating
+//! generator loss of §3), as a [`TrainStep`] the trainer drives:
 //!
 //! ```text
 //! D:  minimise  BCE(D(x), 1) + BCE(D(G(z)), 0)       on a real batch x and fresh noise z
@@ -14,12 +14,12 @@
 //! al. 2016) and G's weights are averaged over the steps (an exponential moving average,
 //! Yazıcı et al. 2019), the averaged copy being what generates.
 
+use crate::{StepOptimizer, StepOptimizerMut, StepOutput, TrainStep, TrainingResult};
 use dl_autograd::Gradients;
 use dl_models::{Gan, DISCRIMINATOR_PREFIX, GENERATOR_PREFIX};
 use dl_nn::{binary_cross_entropy_with_logits, Mode};
 use dl_optim::{Adam, AdamConfig, Optimizer};
 use dl_tensor::{DType, Tensor, Var};
-use dl_train::{StepOptimizer, StepOptimizerMut, StepOutput, TrainStep, TrainingResult};
 
 /// The optimizer name of the generator (its state file is `<run>.generator.safetensors`).
 pub const GENERATOR_OPTIMIZER: &str = "generator";
@@ -75,6 +75,10 @@ pub trait AdversarialPair {
     fn generator_variables(&self) -> Vec<(String, Var)>;
     /// D's trainable variables.
     fn discriminator_variables(&self) -> Vec<(String, Var)>;
+    /// Called after every update of G (a moving average of its weights follows here).
+    fn after_generator_step(&self) -> dl_nn::Result<()> {
+        Ok(())
+    }
 }
 
 impl AdversarialPair for Gan {
@@ -114,6 +118,10 @@ impl AdversarialPair for Gan {
 
     fn discriminator_variables(&self) -> Vec<(String, Var)> {
         self.variables(DISCRIMINATOR_PREFIX)
+    }
+
+    fn after_generator_step(&self) -> dl_nn::Result<()> {
+        self.update_average()
     }
 }
 
@@ -235,6 +243,7 @@ impl<P: AdversarialPair> TrainStep for GanStep<'_, P> {
         }
         self.generator_optimizer
             .step(&gradients(&generator_loss, &self.generator_variables)?)?;
+        gan.after_generator_step()?;
 
         self.epoch.discriminator_loss += d_loss;
         self.epoch.generator_loss += g_loss;

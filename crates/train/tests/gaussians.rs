@@ -8,8 +8,7 @@ use std::sync::Mutex;
 
 use dl_nn::{Activation, Dense, Layer, Mode, VarStore};
 use dl_tensor::{DType, Device, SeededRng, Tensor, Var};
-use dl_train::TrainStep;
-use mnist_gan::step::{AdversarialPair, GanStep, StepSettings};
+use dl_train::{AdversarialPair, GanStep, StepSettings, TrainStep};
 
 const MODES: usize = 8;
 const RADIUS: f32 = 2.0;
@@ -156,9 +155,9 @@ fn a_gan_covers_all_eight_modes_of_a_gaussian_mixture() {
     };
     let mut step = GanStep::new(&pair, settings).unwrap();
     let mut data = SeededRng::new(11);
-    let targets = Tensor::zeros(256, DType::U32, &Device::Cpu).unwrap();
-    for _ in 0..2000 {
-        let output = step.train(&real_batch(&mut data, 256), &targets).unwrap();
+    let targets = Tensor::zeros(128, DType::U32, &Device::Cpu).unwrap();
+    for _ in 0..1000 {
+        let output = step.train(&real_batch(&mut data, 128), &targets).unwrap();
         assert!(output.loss.is_finite());
     }
     let noise = pair.noise(4000).unwrap();
@@ -171,6 +170,7 @@ fn a_gan_covers_all_eight_modes_of_a_gaussian_mixture() {
         .unwrap();
     let (shares, stray) = coverage(&points, 0.5);
     let smallest = shares.iter().copied().fold(1.0, f64::min);
+    eprintln!("mode shares {shares:?}, {:.1}% near no mode", 100.0 * stray);
     assert!(
         smallest > 0.03 && stray < 0.3,
         "mode shares {shares:?}, {:.1}% near no mode",
