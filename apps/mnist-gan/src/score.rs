@@ -19,6 +19,7 @@ pub fn run(arguments: &ScoreArgs) -> Result<()> {
     if arguments.count == 0 {
         bail!("--count must be at least 1 (the score uses 10 splits: 10,000 is the usual count)");
     }
+    let mut requested = None;
     let images = match (&arguments.checkpoint, &arguments.samples) {
         (Some(checkpoint), None) => {
             let gan = load_gan(checkpoint, &device)
@@ -29,6 +30,7 @@ pub fn run(arguments: &ScoreArgs) -> Result<()> {
                     )
                 })?
                 .model;
+            requested = generation::labels(&gan, arguments.count, None)?;
             generation::generate(&gan, arguments.count, arguments.seed, None)?
         }
         (None, Some(samples)) => read_samples(samples, &device)?,
@@ -39,14 +41,38 @@ pub fn run(arguments: &ScoreArgs) -> Result<()> {
     let real = dataset
         .load_or_download(&data_dir, arguments.data.offline)
         .with_context(|| format!("the score reads the real images against the generated ones; cannot load them from {}", data_dir.display()))?;
+    let recognised = requested
+        .map(|requested| recognised_share(&images, &requested, &classifier, &device))
+        .transpose()?;
     report_generated(
         &images,
         &classifier,
         &arguments.classifier,
         &real,
         &device,
+        recognised,
         arguments.json,
     )
+}
+
+/// The share of `images` (in [−1, 1]) that `classifier` assigns to the class they were
+/// generated for.
+pub fn recognised_share(
+    images: &Tensor,
+    requested: &[u32],
+    classifier: &Sequential,
+    device: &Device,
+) -> Result<f64> {
+    let samples = quality::from_bytes(&dl_models::images_to_bytes(images)?, device)?;
+    let predicted = dl_tensor::argmax(&quality::classify(classifier, &samples)?.probabilities)?
+        .to_dtype(dl_tensor::DType::U32)?
+        .to_vec1::<u32>()?;
+    let hits = predicted
+        .iter()
+        .zip(requested)
+        .filter(|(p, r)| p == r)
+        .count();
+    Ok(hits as f64 / requested.len().max(1) as f64)
 }
 
 /// The classifier at `path`, or an error saying how to get one.
@@ -88,6 +114,7 @@ pub fn report_generated(
     classifier_path: &Path,
     real: &Mnist,
     device: &Device,
+    recognised: Option<f64>,
     json: bool,
 ) -> Result<()> {
     let samples = quality::from_bytes(&dl_models::images_to_bytes(generated)?, device)?;
@@ -109,6 +136,7 @@ pub fn report_generated(
                 "inception_ratio": generated.inception.mean / test_quality.inception.mean,
                 "frechet_ratio": ratio(generated.frechet, floor.frechet),
                 "findings": findings,
+            "requested_digit_recognised": recognised,
             })
         );
         return Ok(());
@@ -163,6 +191,12 @@ pub fn report_generated(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(recognised) = recognised {
+        println!(
+            "conditional: the classifier recognises the requested digit in {:.2}% of the samples (digits 0–9 in turn)",
+            100.0 * recognised
+        );
+    }
     for finding in &findings {
         println!("warning: {finding}");
     }

@@ -275,12 +275,16 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     match (&classifier, arguments.score_samples) {
         (Some((classifier_path, model)), count) if count > 0 => {
             let generated = generation::generate(&gan, count, 1, None)?;
+            let recognised = generation::labels(&gan, count, None)?
+                .map(|requested| score::recognised_share(&generated, &requested, model, &device))
+                .transpose()?;
             score::report_generated(
                 &generated,
                 model,
                 classifier_path,
                 &images,
                 &device,
+                recognised,
                 false,
             )?;
         }

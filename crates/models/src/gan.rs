@@ -161,18 +161,21 @@ pub struct Generator {
 }
 
 enum GeneratorLayers {
-    Dcgan {
-        project: Dense,
-        project_norm: BatchNorm,
-        grow: ConvTranspose2d,
-        grow_norm: BatchNorm,
-        to_image: ConvTranspose2d,
-    },
+    Dcgan(Box<DcganGenerator>),
     Mlp {
         hidden: Dense,
         wide: Dense,
         to_image: Dense,
     },
+}
+
+/// The DCGAN generator's layers.
+struct DcganGenerator {
+    project: Dense,
+    project_norm: BatchNorm,
+    grow: ConvTranspose2d,
+    grow_norm: BatchNorm,
+    to_image: ConvTranspose2d,
 }
 
 /// The discriminator: images (and labels) → one logit each, `(N, 1)`.
@@ -207,9 +210,9 @@ fn shrink_config() -> Conv2dConfig {
 
 /// The labels as checked class ids, or an error when a conditional network gets none (or an
 /// unconditional one gets some).
-fn labels_for<'a>(
+fn labels_for(
     what: &str,
-    embedding: Option<&'a Embedding>,
+    embedding: Option<&Embedding>,
     labels: Option<&Tensor>,
     mode: Mode,
 ) -> dl_nn::Result<Option<Tensor>> {
@@ -244,13 +247,13 @@ impl Generator {
             BatchNorm::new(&path.sub(name), features, BatchNormConfig::default())
         };
         let layers = match recipe.model {
-            GanModel::Dcgan => GeneratorLayers::Dcgan {
+            GanModel::Dcgan => GeneratorLayers::Dcgan(Box::new(DcganGenerator {
                 project: Dense::with_bias(&path.sub("project"), inputs, 2 * w * 49, false)?,
                 project_norm: norm("project_norm", 2 * w)?,
                 grow: ConvTranspose2d::new(&path.sub("grow"), 2 * w, w, grow_config(), false)?,
                 grow_norm: norm("grow_norm", w)?,
                 to_image: ConvTranspose2d::new(&path.sub("to_image"), w, 1, grow_config(), true)?,
-            },
+            })),
             GanModel::Mlp => GeneratorLayers::Mlp {
                 hidden: Dense::new(&path.sub("hidden"), inputs, 8 * w)?,
                 wide: Dense::new(&path.sub("wide"), 8 * w, 16 * w)?,
@@ -294,13 +297,14 @@ impl Generator {
         let batch = input.dim(0)?;
         let w = self.recipe.width;
         let images = match &self.layers {
-            GeneratorLayers::Dcgan {
-                project,
-                project_norm,
-                grow,
-                grow_norm,
-                to_image,
-            } => {
+            GeneratorLayers::Dcgan(layers) => {
+                let DcganGenerator {
+                    project,
+                    project_norm,
+                    grow,
+                    grow_norm,
+                    to_image,
+                } = layers.as_ref();
                 let maps = project
                     .forward(&input, mode)?
                     .reshape((batch, 2 * w, 7, 7))?;

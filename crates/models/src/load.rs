@@ -36,8 +36,8 @@ pub enum LoadedModel {
     ImageClassifier(LoadedImageClassifier),
     /// A language model (boxed: its tokenizer makes it much larger than a classifier).
     LanguageModel(Box<LoadedLanguageModel>),
-    /// A GAN.
-    Gan(LoadedGan),
+    /// A GAN (boxed: its two networks' layers make it much larger than a classifier).
+    Gan(Box<LoadedGan>),
 }
 
 /// Reads the checkpoint at `path` and rebuilds whatever model it holds on `device`.
@@ -60,7 +60,7 @@ pub fn from_checkpoint(
         )),
         Recipe::Gan(recipe) => {
             check_shapes(path, &checkpoint, &recipe.key_shapes())?;
-            LoadedModel::Gan(restore_gan(path, checkpoint, recipe, device)?)
+            LoadedModel::Gan(Box::new(restore_gan(path, checkpoint, recipe, device)?))
         }
     })
 }

@@ -8,7 +8,7 @@
 
 use std::{fmt, str::FromStr};
 
-use dl_tensor::{Tensor, D};
+use dl_tensor::{kernels, Tensor, D};
 
 use crate::{NnError, Result};
 
@@ -49,6 +49,9 @@ impl Activation {
             Self::Sigmoid => candle_nn::ops::sigmoid(input)?,
             Self::Relu => input.relu()?,
             Self::Tanh => input.tanh()?,
+            Self::LeakyRelu(slope) if kernels::enabled() => {
+                kernels::leaky_relu::leaky_relu(input, f64::from(slope))?
+            }
             Self::LeakyRelu(slope) => input.maximum(&input.affine(f64::from(slope), 0.0)?)?,
             Self::Gelu => input.gelu()?,
             Self::Softmax => softmax(input)?,

@@ -685,3 +685,36 @@ fn linear_gradients_match_finite_differences_and_bad_shapes_are_errors() -> Resu
     assert!(error.to_string().contains("linear"), "{error}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// leaky ReLU
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn leaky_relu_matches_candles_maximum_and_finite_differences() -> Result {
+    use dl_tensor::kernels::leaky_relu::leaky_relu;
+    // Values at least 0.05 away from the kink at 0, in f64: forward and gradient equal
+    // Candle's max(x, αx), and the gradient equals finite differences.
+    let values: Vec<f64> = (0..600)
+        .map(|i| {
+            let magnitude = 0.05 + (i % 37) as f64 * 0.1;
+            if i % 3 == 0 {
+                -magnitude
+            } else {
+                magnitude
+            }
+        })
+        .collect();
+    let x = Var::from_tensor(&Tensor::from_vec(values, (4, 6, 25), &Device::Cpu)?)?;
+    let ours = leaky_relu(x.as_tensor(), 0.2)?;
+    let reference = x.as_tensor().maximum(&x.as_tensor().affine(0.2, 0.0)?)?;
+    assert_close(&ours, &reference, 0.0, "leaky ReLU output")?;
+    let (ours, reference) = (
+        gradients_of(&ours, &[&x], 3)?,
+        gradients_of(&reference, &[&x], 3)?,
+    );
+    assert_close(&ours[0], &reference[0], 1e-15, "leaky ReLU gradient")?;
+    assert_finite_differences("leaky ReLU", &[("x", &x)], || {
+        weighted_sum(&leaky_relu(x.as_tensor(), 0.2)?, 4)
+    })
+}

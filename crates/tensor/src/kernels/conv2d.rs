@@ -101,9 +101,13 @@ impl Geometry {
                         if self.stride == 1 {
                             let start = j_lo + v - self.padding;
                             target[j_lo..j_hi].copy_from_slice(&source[start..start + j_hi - j_lo]);
-                        } else {
-                            for (j, value) in target[j_lo..j_hi].iter_mut().enumerate() {
-                                *value = source[(j_lo + j) * self.stride + v - self.padding];
+                        } else if j_hi > j_lo {
+                            let start = j_lo * self.stride + v - self.padding;
+                            for (value, &pixel) in target[j_lo..j_hi]
+                                .iter_mut()
+                                .zip(source[start..].iter().step_by(self.stride))
+                            {
+                                *value = pixel;
                             }
                         }
                     }
@@ -135,9 +139,14 @@ impl Geometry {
                             {
                                 *pixel += *value;
                             }
-                        } else {
-                            for (j, value) in source[j_lo..j_hi].iter().enumerate() {
-                                target[(j_lo + j) * self.stride + v - self.padding] += *value;
+                        } else if j_hi > j_lo {
+                            let start = j_lo * self.stride + v - self.padding;
+                            for (pixel, value) in target[start..]
+                                .iter_mut()
+                                .step_by(self.stride)
+                                .zip(&source[j_lo..j_hi])
+                            {
+                                *pixel += *value;
                             }
                         }
                     }

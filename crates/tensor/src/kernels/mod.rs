@@ -19,6 +19,8 @@
 //! | [`batch_norm`] | batch normalisation with the batch's statistics, per-channel sums over contiguous runs | `dl_nn::BatchNorm` in training |
 //! | [`linear`] | y = x Wᵀ + b in one operation, ∂L/∂W from one product in W's layout | `dl_nn::Dense` |
 //! | [`lstm_cell`] | the gate arithmetic of one LSTM time step, forward and backward | `dl_nn::Lstm` |
+//! | [`leaky_relu`] | leaky ReLU in one pass, backward masked by the output's sign | `dl_nn::Activation::LeakyRelu` (a GAN's discriminator) |
+//! | [`conv_transpose2d`] | transposed convolution as the adjoint of [`conv2d`]: col2im forward, im2col backward | `dl_nn::ConvTranspose2d` (a DCGAN's generator) |
 //! | [`fast_math`] | e^x, σ and tanh as vectorisable polynomials | `gate_math`, `dl_nn::LstmInference` |
 //! | [`matvec`] | a matrix packed in 64-row blocks for matrix-vector products | `dl_nn::LstmInference`, `DenseInference` |
 //! | `packed_gemm` | W_hh packed once per sequence for the recurrence's matrix products | [`lstm_sequence`] |
@@ -56,6 +58,7 @@ pub mod cross_entropy;
 pub mod fast_math;
 mod gate_math;
 mod gemm;
+pub mod leaky_relu;
 pub mod linear;
 pub mod lstm_cell;
 pub mod lstm_sequence;
