@@ -1,7 +1,6 @@
 //! `mnist-gan generate` and `mnist-gan interpolate`: images from a saved generator.
 
-use anyhow::{Context, Result};
-use dl_models::load_gan;
+use anyhow::Result;
 use dl_tensor::Device;
 use mnist_gan::{generation, samples};
 
@@ -16,14 +15,7 @@ pub fn run(arguments: &GenerateArgs) -> Result<()> {
     if arguments.count == 0 {
         anyhow::bail!("--count must be at least 1");
     }
-    let gan = load_gan(&arguments.checkpoint, &device(&arguments.device)?)
-        .with_context(|| {
-            format!(
-                "--checkpoint {} is not a GAN to generate from",
-                arguments.checkpoint.display()
-            )
-        })?
-        .model;
+    let gan = generation::load(&arguments.checkpoint, &device(&arguments.device)?)?;
     let images = generation::generate(&gan, arguments.count, arguments.seed, arguments.digit)?;
     samples::save_images(&images, &arguments.out)?;
     println!(
@@ -41,14 +33,7 @@ pub fn run(arguments: &GenerateArgs) -> Result<()> {
 
 /// Runs `interpolate`.
 pub fn interpolate(arguments: &InterpolateArgs) -> Result<()> {
-    let gan = load_gan(&arguments.checkpoint, &Device::Cpu)
-        .with_context(|| {
-            format!(
-                "--checkpoint {} is not a GAN to generate from",
-                arguments.checkpoint.display()
-            )
-        })?
-        .model;
+    let gan = generation::load(&arguments.checkpoint, &Device::Cpu)?;
     let images = generation::interpolate(
         &gan,
         arguments.from,

@@ -1,8 +1,10 @@
 //! Drawing images from a trained generator: seeded noise (the same seed gives the same images,
 //! bit for bit), chosen digits for a conditional GAN, and walks through the latent space.
 
-use anyhow::{bail, Result};
-use dl_models::{Gan, GAN_CLASSES};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use dl_models::{load_gan, Gan, GAN_CLASSES};
 use dl_nn::Mode;
 use dl_tensor::{SeededRng, Tensor};
 
@@ -13,6 +15,19 @@ const BATCH: usize = 500;
 /// gathered in training (evaluation mode), so that an image does not depend on the others
 /// drawn with it.
 pub const GENERATION_MODE: Mode = Mode::Eval;
+
+/// The GAN of the checkpoint at `path` (`train --out`), on `device`; anything else is an error
+/// that says what the file holds.
+pub fn load(path: &Path, device: &dl_tensor::Device) -> Result<Gan> {
+    Ok(load_gan(path, device)
+        .with_context(|| {
+            format!(
+                "--checkpoint {} is not a GAN to generate from",
+                path.display()
+            )
+        })?
+        .model)
+}
 
 /// The labels of `count` samples: `digit` for all, or for a conditional GAN without one the
 /// classes in turn (0, 1, …, 9, 0, …); none for an unconditional GAN.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use dl_data::Mnist;
-use dl_models::{load_gan, load_image_classifier};
+use dl_models::load_image_classifier;
 use dl_nn::Sequential;
 use dl_tensor::{Device, Tensor};
 use mnist_gan::{generation, quality};
@@ -22,14 +22,7 @@ pub fn run(arguments: &ScoreArgs) -> Result<()> {
     let mut requested = None;
     let images = match (&arguments.checkpoint, &arguments.samples) {
         (Some(checkpoint), None) => {
-            let gan = load_gan(checkpoint, &device)
-                .with_context(|| {
-                    format!(
-                        "--checkpoint {} is not a GAN to generate from",
-                        checkpoint.display()
-                    )
-                })?
-                .model;
+            let gan = generation::load(checkpoint, &device)?;
             requested = generation::labels(&gan, arguments.count, None)?;
             generation::generate(&gan, arguments.count, arguments.seed, None)?
         }

@@ -302,13 +302,18 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the per-epoch grids of the run at `checkpoint` go: `samples/` beside it.
+/// Where the per-epoch grids of the run at `checkpoint` go: `<stem>-samples/` beside it
+/// (`checkpoints/mnist-gan-samples/`), so that two runs in one directory keep their own.
 pub fn samples_directory(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gan".into());
     checkpoint
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
-        .join("samples")
+        .join(format!("{stem}-samples"))
 }
 
 fn count_parameters(gan: &Gan, prefix: &str) -> usize {

@@ -175,8 +175,8 @@ fn a_resumed_run_equals_the_uninterrupted_one_bit_for_bit() {
     for name in [
         "gan.generator.safetensors",
         "gan.discriminator.safetensors",
-        "samples/epoch-002.png",
-        "samples/epochs.gif",
+        "gan-samples/epoch-002.png",
+        "gan-samples/epochs.gif",
     ] {
         assert!(whole.parent().unwrap().join(name).is_file(), "{name}");
     }

@@ -432,6 +432,25 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
+/// `bias`, checked to be `(channels)`, or zeros of that shape (in `like`'s type and device).
+pub(super) fn bias_or_zeros(
+    what: &str,
+    bias: Option<&Tensor>,
+    channels: usize,
+    like: &Tensor,
+) -> Result<Tensor> {
+    let Some(bias) = bias else {
+        return Tensor::zeros(channels, like.dtype(), like.device());
+    };
+    if bias.dims() != [channels] {
+        candle_core::bail!(
+            "{what}: the bias must have shape ({channels}), got {:?}",
+            bias.dims()
+        );
+    }
+    Ok(bias.clone())
+}
+
 /// The convolution of `input` `(N, C_in, H, W)` with `weight` `(C_out, C_in, kh, kw)` plus
 /// `bias` `(C_out)` (none when `None`), with `stride` and zero `padding` on every border: the
 /// output is `(N, C_out, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1)`.
@@ -510,20 +529,8 @@ fn convolve(
             "conv2d: a {kernel_height}x{kernel_width} kernel does not fit a {height}x{width} image padded by {padding}"
         );
     }
-    let zeros;
-    let bias = match bias {
-        Some(bias) => bias,
-        None => {
-            zeros = Tensor::zeros(out_channels, input.dtype(), input.device())?;
-            &zeros
-        }
-    };
-    if bias.dims() != [out_channels] {
-        candle_core::bail!(
-            "conv2d: the bias must have shape ({out_channels}), got {:?}",
-            bias.dims()
-        );
-    }
+    let bias = bias_or_zeros("conv2d", bias, out_channels, input)?;
+    let bias = &bias;
     if !super::is_supported(&[input, weight, bias]) {
         let output = input
             .conv2d(weight, padding, stride, 1, 1)?

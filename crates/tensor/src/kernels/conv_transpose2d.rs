@@ -27,7 +27,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 
-use super::conv2d::{sum_of, Geometry};
+use super::conv2d::{bias_or_zeros, sum_of, Geometry};
 use super::slices::{row_major, tensor_from, with_row_major};
 use super::{dispatch_real, Real};
 
@@ -180,20 +180,7 @@ pub fn conv_transpose2d(
     if height == 0 || width == 0 || kernel_height == 0 || kernel_width == 0 || out_height == 0 {
         candle_core::bail!("conv_transpose2d: empty image or kernel");
     }
-    let zeros;
-    let bias = match bias {
-        Some(bias) => bias,
-        None => {
-            zeros = Tensor::zeros(out_channels, input.dtype(), input.device())?;
-            &zeros
-        }
-    };
-    if bias.dims() != [out_channels] {
-        candle_core::bail!(
-            "conv_transpose2d: the bias must have shape ({out_channels}), got {:?}",
-            bias.dims()
-        );
-    }
+    let bias = &bias_or_zeros("conv_transpose2d", bias, out_channels, input)?;
     if !super::applies_to(&[input, weight, bias]) {
         return input
             .conv_transpose2d(weight, padding, output_padding, stride, 1)?
