@@ -157,9 +157,27 @@ impl Geometry {
 
     /// y = W·col + b for every image of `input`.
     pub(super) fn forward<T: Real>(&self, input: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
+        self.forward_keeping(input, weight, bias, false).0
+    }
+
+    /// y = W·col + b for every image of `input`, and, when `keep_columns`, every image's `col`
+    /// one after the other (what the weight gradient reads again; empty otherwise, or for a
+    /// pointwise kernel, whose `col` is the image).
+    pub(super) fn forward_keeping<T: Real>(
+        &self,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        keep_columns: bool,
+    ) -> (Vec<T>, Vec<T>) {
         let (positions, taps) = (self.positions(), self.taps());
         let weight = MatrixRef::row_major(weight, self.out_channels, taps);
         let mut output = vec![T::zero(); self.batch * self.out_channels * positions];
+        let col_size = if self.is_pointwise() {
+            0
+        } else {
+            taps * positions
+        };
         let one_image = |image: usize, output: &mut [T], col: &mut [T], threads: usize| {
             let image = &input[image * self.image_size()..][..self.image_size()];
             for (row, &b) in output.chunks_exact_mut(positions).zip(bias) {
@@ -174,18 +192,34 @@ impl Geometry {
             let col = MatrixRef::row_major(col, taps, positions);
             matmul_into(output, weight, col, true, threads);
         };
-        let col_size = if self.is_pointwise() {
-            0
+        if !keep_columns || col_size == 0 {
+            for_each_image(
+                &mut output,
+                self.out_channels * positions,
+                col_size,
+                one_image,
+            );
+            return (output, Vec::new());
+        }
+        let mut columns = vec![T::zero(); self.batch * col_size];
+        let chunk = self.out_channels * positions;
+        let threads = rayon::current_num_threads();
+        if threads > 1 && self.batch >= threads {
+            output
+                .par_chunks_mut(chunk)
+                .zip(columns.par_chunks_mut(col_size))
+                .enumerate()
+                .for_each(|(image, (output, col))| one_image(image, output, col, 1));
         } else {
-            taps * positions
-        };
-        for_each_image(
-            &mut output,
-            self.out_channels * positions,
-            col_size,
-            one_image,
-        );
-        output
+            for (image, (output, col)) in output
+                .chunks_mut(chunk)
+                .zip(columns.chunks_mut(col_size))
+                .enumerate()
+            {
+                one_image(image, output, col, threads);
+            }
+        }
+        (output, columns)
     }
 
     /// ∂L/∂W and ∂L/∂b, summed over the batch; each thread sums a contiguous share of the
@@ -194,6 +228,17 @@ impl Geometry {
         &self,
         input: &[T],
         grad: &[T],
+    ) -> (Vec<T>, Vec<T>) {
+        self.weight_and_bias_gradients_from(input, grad, None)
+    }
+
+    /// [`Geometry::weight_and_bias_gradients`], reading each image's `col` from `columns` (as
+    /// [`Geometry::forward_keeping`] kept them) instead of gathering it again when given.
+    pub(super) fn weight_and_bias_gradients_from<T: Real>(
+        &self,
+        input: &[T],
+        grad: &[T],
+        columns: Option<&[T]>,
     ) -> (Vec<T>, Vec<T>) {
         let (positions, taps) = (self.positions(), self.taps());
         let weight_size = self.out_channels * taps;
@@ -204,7 +249,7 @@ impl Geometry {
             let mut bias_grad = vec![T::zero(); self.out_channels];
             let mut col = vec![
                 T::zero();
-                if self.is_pointwise() {
+                if self.is_pointwise() || columns.is_some() {
                     0
                 } else {
                     taps * positions
@@ -222,6 +267,8 @@ impl Geometry {
                     &grad[image * self.out_channels * positions..][..self.out_channels * positions];
                 let col = if self.is_pointwise() {
                     image_input
+                } else if let Some(columns) = columns {
+                    &columns[image * taps * positions..][..taps * positions]
                 } else {
                     self.im2col(image_input, &mut col);
                     &col
@@ -348,6 +395,10 @@ fn relu_gradient<T: Real>(grad: &[T], output: &[T]) -> Vec<T> {
 struct Conv2dOp {
     geometry: Geometry,
     relu: bool,
+    /// Whether the forward pass keeps every image's `col` for the weight gradient (when the
+    /// weights track gradients): one gather per image instead of two.
+    keep_columns: bool,
+    columns: std::sync::Mutex<Option<CpuStorage>>,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -367,11 +418,16 @@ impl CustomOp3 for Conv2dOp {
         let g = self.geometry;
         let shape = Shape::from((g.batch, g.out_channels, g.out_height, g.out_width));
         dispatch_real!(input.dtype(), "dl-conv2d", |T| {
-            let mut output = g.forward::<T>(
+            let (mut output, columns) = g.forward_keeping::<T>(
                 &row_major(input, input_layout)?,
                 &row_major(weight, weight_layout)?,
                 &row_major(bias, bias_layout)?,
+                self.keep_columns,
             );
+            if !columns.is_empty() {
+                *self.columns.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(T::to_cpu_storage_owned(columns));
+            }
             if self.relu {
                 relu_in_place(&mut output);
             }
@@ -410,22 +466,27 @@ impl CustomOp3 for Conv2dOp {
                 } else {
                     None
                 };
-                let (weight_grad, bias_grad) =
-                    if need_weight || need_bias {
-                        let (w, b) = with_row_major::<T, _>(input, |x| {
-                            Ok(g.weight_and_bias_gradients(x, grad))
-                        })?;
-                        (
-                            need_weight
-                                .then(|| tensor_from(w, weight.shape()))
-                                .transpose()?,
-                            need_bias
-                                .then(|| tensor_from(b, bias.shape()))
-                                .transpose()?,
-                        )
-                    } else {
-                        (None, None)
-                    };
+                let (weight_grad, bias_grad) = if need_weight || need_bias {
+                    let mut kept = self
+                        .columns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    let columns = kept.as_mut().and_then(T::storage_mut).map(|c| &*c);
+                    let (w, b) = with_row_major::<T, _>(input, |x| {
+                        Ok(g.weight_and_bias_gradients_from(x, grad, columns))
+                    })?;
+                    (
+                        need_weight
+                            .then(|| tensor_from(w, weight.shape()))
+                            .transpose()?,
+                        need_bias
+                            .then(|| tensor_from(b, bias.shape()))
+                            .transpose()?,
+                    )
+                } else {
+                    (None, None)
+                };
                 Ok((input_grad, weight_grad, bias_grad))
             })
         })
@@ -550,7 +611,13 @@ fn convolve(
         out_height: (height + 2 * padding - kernel_height) / stride + 1,
         out_width: (width + 2 * padding - kernel_width) / stride + 1,
     };
-    input.apply_op3(weight, bias, Conv2dOp { geometry, relu })
+    let op = Conv2dOp {
+        geometry,
+        relu,
+        keep_columns: weight.track_op(),
+        columns: std::sync::Mutex::new(None),
+    };
+    input.apply_op3(weight, bias, op)
 }
 
 #[cfg(test)]
