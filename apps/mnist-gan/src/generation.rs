@@ -63,9 +63,11 @@ pub fn generate_from(gan: &Gan, noise: &Tensor, labels: Option<&[u32]>) -> Resul
         let batch_labels = labels
             .map(|labels| Tensor::new(&labels[start..start + size], noise.device()))
             .transpose()?;
+        // Detached, so that the batch's forward graph is freed (see `quality::classify`).
         parts.push(
             gan.sampler()
-                .generate(&batch_noise, batch_labels.as_ref(), GENERATION_MODE)?,
+                .generate(&batch_noise, batch_labels.as_ref(), GENERATION_MODE)?
+                .detach(),
         );
     }
     Ok(Tensor::cat(&parts, 0)?)

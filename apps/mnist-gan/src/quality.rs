@@ -49,8 +49,10 @@ pub fn classify(classifier: &Sequential, images: &Tensor) -> Result<Classified> 
     let mut features = Vec::new();
     for start in (0..count).step_by(BATCH) {
         let batch = images.narrow(0, start, BATCH.min(count - start))?;
-        probabilities.push(classifier.predict(&batch)?);
-        features.push(classifier.features(&batch)?.flatten_from(1)?);
+        // Detached: a kept output would keep its batch's whole forward graph alive (its
+        // activations and im2col columns, ~150 MB per 500 images for the course CNN).
+        probabilities.push(classifier.predict(&batch)?.detach());
+        features.push(classifier.features(&batch)?.flatten_from(1)?.detach());
     }
     Ok(Classified {
         probabilities: Tensor::cat(&probabilities, 0)?,

@@ -155,11 +155,6 @@ impl Geometry {
         }
     }
 
-    /// y = W·col + b for every image of `input`.
-    pub(super) fn forward<T: Real>(&self, input: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
-        self.forward_keeping(input, weight, bias, false).0
-    }
-
     /// y = W·col + b for every image of `input`, and, when `keep_columns`, every image's `col`
     /// one after the other (what the weight gradient reads again; empty otherwise, or for a
     /// pointwise kernel, whose `col` is the image).
@@ -224,16 +219,8 @@ impl Geometry {
 
     /// ∂L/∂W and ∂L/∂b, summed over the batch; each thread sums a contiguous share of the
     /// images and the shares are added at the end.
-    pub(super) fn weight_and_bias_gradients<T: Real>(
-        &self,
-        input: &[T],
-        grad: &[T],
-    ) -> (Vec<T>, Vec<T>) {
-        self.weight_and_bias_gradients_from(input, grad, None)
-    }
-
-    /// [`Geometry::weight_and_bias_gradients`], reading each image's `col` from `columns` (as
-    /// [`Geometry::forward_keeping`] kept them) instead of gathering it again when given.
+    /// Each image's `col` is read from `columns` when given (as [`Geometry::forward_keeping`]
+    /// kept them) instead of gathered again.
     pub(super) fn weight_and_bias_gradients_from<T: Real>(
         &self,
         input: &[T],

@@ -101,18 +101,24 @@ impl CustomOp3 for ConvTranspose2dOp {
         let g = self.geometry;
         dispatch_real!(input.dtype(), "dl-conv-transpose2d", |T| {
             with_row_major::<T, _>(output_grad, |grad| {
-                let input_grad = if input.track_op() {
+                // Both gradients read im2col(∂L/∂y): gathered once when both are needed.
+                let (need_input, need_weight) = (input.track_op(), weight.track_op());
+                let mut columns = Vec::new();
+                let input_grad = if need_input {
                     let values = with_row_major::<T, _>(weight, |w| {
                         let no_bias = vec![T::from_f64(0.0); g.out_channels];
-                        Ok(g.forward(grad, w, &no_bias))
+                        let (values, kept) = g.forward_keeping(grad, w, &no_bias, need_weight);
+                        columns = kept;
+                        Ok(values)
                     })?;
                     Some(tensor_from(values, input.shape())?)
                 } else {
                     None
                 };
-                let weight_grad = if weight.track_op() {
+                let weight_grad = if need_weight {
+                    let kept = (!columns.is_empty()).then_some(columns.as_slice());
                     let values = with_row_major::<T, _>(input, |x| {
-                        Ok(g.weight_and_bias_gradients(grad, x).0)
+                        Ok(g.weight_and_bias_gradients_from(grad, x, kept).0)
                     })?;
                     Some(tensor_from(values, weight.shape())?)
                 } else {
