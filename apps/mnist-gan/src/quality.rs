@@ -150,29 +150,17 @@ impl<'a> Reference<'a> {
     /// The figures of `images` (in [0, 1]); copies are looked for when `copies` (the slow
     /// part: one distance per image and training image).
     pub fn quality(&self, images: &Tensor, with_copies: bool) -> Result<Quality> {
-        let count = images.dim(0)?;
-        let splits = SPLITS.min(count);
-        let classified = classify(self.classifier, images)?;
-        let histogram = class_histogram(&classified.probabilities)?;
-        let copies = if with_copies {
+        let (mut quality, features) = judge(self.classifier, images, SPLITS)?;
+        quality.frechet = Some(frechet_distance(
+            &FeatureStatistics::of(&features)?,
+            &self.test_statistics,
+        )?);
+        if with_copies {
             let nearest = nearest_rms(images, self.train)?;
-            Some(nearest.iter().filter(|&&rms| rms < COPY_RMS).count() as f64 / count as f64)
-        } else {
-            None
-        };
-        Ok(Quality {
-            count,
-            inception: inception_score(&classified.probabilities, splits)?,
-            frechet: Some(frechet_distance(
-                &FeatureStatistics::of(&classified.features)?,
-                &self.test_statistics,
-            )?),
-            kl_to_uniform: kl_to_uniform(&histogram),
-            histogram,
-            confident: confident_share(&classified.probabilities, CONFIDENT)?,
-            copies,
-            pixel_std: pixel_spread(images)?,
-        })
+            let copies = nearest.iter().filter(|&&rms| rms < COPY_RMS).count();
+            quality.copies = Some(copies as f64 / quality.count as f64);
+        }
+        Ok(quality)
     }
 
     /// The test set's own figures (the ceiling; its Fréchet distance to itself is 0, left out).
@@ -186,21 +174,40 @@ impl<'a> Reference<'a> {
     /// test set is the floor a perfect generator would reach with that many samples.
     pub fn train_quality(&self, count: usize) -> Result<Quality> {
         let count = count.min(self.train.dim(0)?);
-        let mut quality = self.quality(&self.train.narrow(0, 0, count)?, false)?;
-        quality.copies = None;
-        Ok(quality)
+        self.quality(&self.train.narrow(0, 0, count)?, false)
     }
+}
+
+/// What the classifier alone says of `images` (in [0, 1]), over up to `splits` splits: every
+/// figure but the Fréchet distance and the copies (left `None`), and the features for them.
+pub fn judge(classifier: &Sequential, images: &Tensor, splits: usize) -> Result<(Quality, Tensor)> {
+    let count = images.dim(0)?;
+    let classified = classify(classifier, images)?;
+    let histogram = class_histogram(&classified.probabilities)?;
+    let quality = Quality {
+        count,
+        inception: inception_score(&classified.probabilities, splits.clamp(1, count))?,
+        frechet: None,
+        kl_to_uniform: kl_to_uniform(&histogram),
+        histogram,
+        confident: confident_share(&classified.probabilities, CONFIDENT)?,
+        copies: None,
+        pixel_std: pixel_spread(images)?,
+    };
+    Ok((quality, classified.features))
+}
+
+/// The warning for samples whose pixels hardly vary across the set (mean standard deviation
+/// `pixel_std`), if they are that uniform: what needs no classifier to see.
+pub fn collapse_finding(pixel_std: f64) -> Option<String> {
+    (pixel_std < COLLAPSE_PIXEL_STD).then(|| format!(
+        "mode collapse: the samples are nearly identical (pixel spread {pixel_std:.3}, real digits ~0.3); try a lower learning rate for G, label smoothing (--real-target 0.9), or resume from an earlier checkpoint"
+    ))
 }
 
 /// The failures a set of samples shows, each with a hint; empty when none.
 pub fn diagnose(quality: &Quality) -> Vec<String> {
-    let mut findings = Vec::new();
-    if quality.pixel_std < COLLAPSE_PIXEL_STD {
-        findings.push(format!(
-            "mode collapse: the samples are nearly identical (pixel spread {:.3}, real digits ~0.3); try a lower learning rate for G, label smoothing, or resume from an earlier checkpoint",
-            quality.pixel_std
-        ));
-    }
+    let mut findings: Vec<String> = collapse_finding(quality.pixel_std).into_iter().collect();
     if let Some((class, share)) = quality
         .histogram
         .iter()
@@ -209,7 +216,7 @@ pub fn diagnose(quality: &Quality) -> Vec<String> {
         .filter(|(_, &share)| share > COLLAPSE_SHARE)
     {
         findings.push(format!(
-            "mode collapse: {:.0}% of the samples are classified as {class}; try label smoothing (--label-smoothing), a smaller learning rate, or more epochs",
+            "mode collapse: {:.0}% of the samples are classified as {class}; try label smoothing (--real-target 0.9), a smaller learning rate, or more epochs",
             100.0 * share
         ));
     }

@@ -342,27 +342,12 @@ fn watch(
     }
     let device = images.device().clone();
     let as_read = quality::from_bytes(&dl_models::images_to_bytes(images)?, &device)?;
-    let spread = quality::pixel_spread(&as_read)?;
     match classifier {
         Some(classifier) => {
-            let classified = quality::classify(classifier, &as_read)?;
-            let histogram = dl_nn::class_histogram(&classified.probabilities)?;
-            let partial = quality::Quality {
-                count: as_read.dim(0)?,
-                inception: dl_nn::inception_score(&classified.probabilities, 1)?,
-                frechet: None,
-                kl_to_uniform: dl_nn::kl_to_uniform(&histogram),
-                histogram,
-                confident: dl_nn::confident_share(&classified.probabilities, quality::CONFIDENT)?,
-                copies: None,
-                pixel_std: spread,
-            };
-            warnings.extend(quality::diagnose(&partial));
+            let (figures, _) = quality::judge(classifier, &as_read, 1)?;
+            warnings.extend(quality::diagnose(&figures));
         }
-        None if spread < quality::COLLAPSE_PIXEL_STD => warnings.push(format!(
-            "mode collapse: the samples are nearly identical (pixel spread {spread:.3}, real digits ~0.3)"
-        )),
-        None => {}
+        None => warnings.extend(quality::collapse_finding(quality::pixel_spread(&as_read)?)),
     }
     Ok(warnings)
 }
