@@ -6,14 +6,15 @@
 //! (`hidden.weight`), and adds the two tools training relies on: the global norm
 //! ‖g‖ = sqrt(Σ_w Σ_i g_{w,i}²) and clipping.
 
-use dl_tensor::{candle_core::backprop::GradStore, DType, Tensor, Var};
+use dl_tensor::{DType, Tensor, Var};
 
 use crate::{AutogradError, Result};
 
 /// The gradient of a scalar loss with respect to each of a set of named variables.
 pub struct Gradients {
     variables: Vec<(String, Var)>,
-    store: GradStore,
+    /// The gradient of each variable, in the same order (`None`: the loss does not reach it).
+    values: Vec<Option<Tensor>>,
 }
 
 impl Gradients {
@@ -35,23 +36,35 @@ impl Gradients {
         if !value.is_finite() {
             return Err(AutogradError::LossNotFinite { value });
         }
-        let store = loss.backward()?;
-        let variables = variables
+        let mut store = loss.backward()?;
+        let variables: Vec<(String, Var)> = variables
             .into_iter()
             .map(|(name, variable)| (name.into(), variable.clone()))
             .collect();
-        Ok(Self { variables, store })
+        let values = variables
+            .iter()
+            .map(|(_, variable)| store.remove(variable.as_tensor()))
+            .collect();
+        Ok(Self { variables, values })
+    }
+
+    /// The position of `variable` among the variables.
+    fn index_of(&self, variable: &Var) -> Option<usize> {
+        let id = variable.as_tensor().id();
+        self.variables
+            .iter()
+            .position(|(_, known)| known.as_tensor().id() == id)
     }
 
     /// The gradient of the variable called `name`, if the loss depends on it.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
-        let (_, variable) = self.variables.iter().find(|(known, _)| known == name)?;
-        self.store.get(variable.as_tensor())
+        let index = self.variables.iter().position(|(known, _)| known == name)?;
+        self.values[index].as_ref()
     }
 
     /// The gradient of `variable`, if the loss depends on it.
     pub fn of(&self, variable: &Var) -> Option<&Tensor> {
-        self.store.get(variable.as_tensor())
+        self.values[self.index_of(variable)?].as_ref()
     }
 
     /// The named variables, in the order they were given.
@@ -64,16 +77,17 @@ impl Gradients {
     pub fn missing(&self) -> Vec<&str> {
         self.variables
             .iter()
-            .filter(|(_, variable)| self.store.get(variable.as_tensor()).is_none())
-            .map(|(name, _)| name.as_str())
+            .zip(&self.values)
+            .filter(|(_, value)| value.is_none())
+            .map(|((name, _), _)| name.as_str())
             .collect()
     }
 
     /// The global L2 norm sqrt(Σ g²) over every variable's gradient.
     pub fn global_norm(&self) -> Result<f64> {
         let mut sum_of_squares = 0f64;
-        for (_, variable) in &self.variables {
-            if let Some(gradient) = self.store.get(variable.as_tensor()) {
+        for gradient in self.values.iter().flatten() {
+            {
                 sum_of_squares += gradient
                     .to_dtype(DType::F64)?
                     .sqr()?
@@ -92,11 +106,8 @@ impl Gradients {
                 value: limit,
             });
         }
-        for (_, variable) in &self.variables {
-            if let Some(gradient) = self.store.get(variable.as_tensor()) {
-                let clipped = gradient.clamp(-limit, limit)?;
-                self.store.insert(variable.as_tensor(), clipped);
-            }
+        for gradient in self.values.iter_mut().flatten() {
+            *gradient = gradient.clamp(-limit, limit)?;
         }
         Ok(())
     }
@@ -114,23 +125,59 @@ impl Gradients {
         let norm = self.global_norm()?;
         if norm > max_norm {
             let scale = max_norm / norm;
-            for (_, variable) in &self.variables {
-                if let Some(gradient) = self.store.get(variable.as_tensor()) {
-                    let scaled = gradient.affine(scale, 0.0)?;
-                    self.store.insert(variable.as_tensor(), scaled);
-                }
+            for gradient in self.values.iter_mut().flatten() {
+                *gradient = gradient.affine(scale, 0.0)?;
             }
         }
         Ok(norm)
     }
 
-    /// Replaces the gradient of `variable` (for example after an optimizer adds weight decay).
-    pub fn set(&mut self, variable: &Var, gradient: Tensor) {
-        self.store.insert(variable.as_tensor(), gradient);
+    /// New gradients, each `transform(name, gradient)` of this one's; variables without a
+    /// gradient stay without. What an optimizer wrapper uses to change gradients it does not
+    /// own (pruning zeroes the gradients of removed weights).
+    ///
+    /// ```
+    /// use dl_autograd::Gradients;
+    /// use dl_tensor::{Device, Var};
+    ///
+    /// let weight = Var::new(&[1.0f32, 2.0], &Device::Cpu)?;
+    /// let loss = weight.as_tensor().sqr()?.sum_all()?; // ∂L/∂w = 2w
+    /// let gradients = Gradients::compute(&loss, [("w", &weight)])?;
+    /// let halved = gradients.map(|_, gradient| Ok((gradient * 0.5)?))?;
+    /// assert_eq!(halved.get("w").unwrap().to_vec1::<f32>()?, vec![1.0, 2.0]);
+    /// # Ok::<(), dl_autograd::AutogradError>(())
+    /// ```
+    pub fn map<F>(&self, mut transform: F) -> Result<Self>
+    where
+        F: FnMut(&str, &Tensor) -> Result<Tensor>,
+    {
+        let values = self
+            .variables
+            .iter()
+            .zip(&self.values)
+            .map(|((name, _), value)| {
+                value
+                    .as_ref()
+                    .map(|gradient| transform(name, gradient))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            variables: self.variables.clone(),
+            values,
+        })
     }
 
-    /// The underlying Candle store, for code that works with Candle's optimizers directly.
-    pub fn into_store(self) -> GradStore {
-        self.store
+    /// Replaces the gradient of `variable` (for example after an optimizer adds weight decay);
+    /// a variable not among [`Gradients::variables`] is added, named `(unnamed)`.
+    pub fn set(&mut self, variable: &Var, gradient: Tensor) {
+        match self.index_of(variable) {
+            Some(index) => self.values[index] = Some(gradient),
+            None => {
+                self.variables
+                    .push(("(unnamed)".to_string(), variable.clone()));
+                self.values.push(Some(gradient));
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use dl_tensor::{kernels, DType, Tensor, Var};
 
-use crate::{Init, Layer, Mode, NnError, Path, Result};
+use crate::{Init, Layer, LayerStructure, Mode, NnError, Path, Result};
 
 /// Settings of batch normalisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,5 +190,9 @@ impl Layer for BatchNorm {
 
     fn kind(&self) -> &'static str {
         "BatchNormalization"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::BatchNorm(self)
     }
 }

@@ -8,7 +8,7 @@
 
 use dl_tensor::{kernels, Tensor, Var};
 
-use crate::{Activation, Init, Layer, Mode, NnError, Path, Result};
+use crate::{Activation, Init, Layer, LayerStructure, Mode, NnError, Path, Result};
 
 /// Shape settings of a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +205,10 @@ impl Layer for Conv2d {
 
     fn kind(&self) -> &'static str {
         "Conv2D"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Conv2d(self)
     }
 
     /// With ReLU on the CPU, one fused operation (`dl_tensor::kernels::conv2d::conv2d_relu`);

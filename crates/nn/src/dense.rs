@@ -7,7 +7,7 @@
 
 use dl_tensor::{kernels, Tensor, Var};
 
-use crate::{Init, Layer, Mode, NnError, Path, Result};
+use crate::{Init, Layer, LayerStructure, Mode, NnError, Path, Result};
 
 /// A fully connected layer: weight `(out_features, in_features)`, bias `(out_features)`.
 #[derive(Debug, Clone)]
@@ -129,5 +129,9 @@ impl Layer for Dense {
 
     fn kind(&self) -> &'static str {
         "Dense"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Dense(self)
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use dl_tensor::{SeededRng, Tensor};
 
-use crate::{Layer, Mode, NnError, Result};
+use crate::{Layer, LayerStructure, Mode, NnError, Result};
 
 /// Randomly zeroes a fraction `rate` of its inputs during training.
 #[derive(Debug)]
@@ -65,6 +65,10 @@ impl Layer for Dropout {
 
     fn kind(&self) -> &'static str {
         "Dropout"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Dropout(self)
     }
 
     fn random_states(&self) -> Vec<[u64; 4]> {

@@ -3,7 +3,7 @@
 
 use dl_tensor::Tensor;
 
-use crate::{Layer, Mode, NnError, Result};
+use crate::{Layer, LayerStructure, Mode, NnError, Result};
 
 /// Keeps the batch dimension and merges all others.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,5 +22,9 @@ impl Layer for Flatten {
 
     fn kind(&self) -> &'static str {
         "Flatten"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Flatten
     }
 }

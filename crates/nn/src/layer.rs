@@ -3,7 +3,7 @@
 
 use dl_tensor::Tensor;
 
-use crate::{Activation, NnError, Result};
+use crate::{Activation, LayerStructure, NnError, Result};
 
 /// Whether a forward pass trains the network or evaluates it. Dropout drops units and batch
 /// normalisation uses batch statistics (and updates its running averages) only in `Train`.
@@ -23,6 +23,12 @@ pub trait Layer: Send + Sync {
 
     /// The layer's type as the summary shows it, e.g. `Dense` or `Conv2D`.
     fn kind(&self) -> &'static str;
+
+    /// What the layer is, with access to its parameters: what pruning and quantization read.
+    /// The default says [`LayerStructure::Other`].
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Other(self.kind())
+    }
 
     /// Computes `activation(forward(input))`, what `Sequential` runs for each stage. Layers
     /// that can fuse an activation into their own computation override it (`Conv2d` with ReLU

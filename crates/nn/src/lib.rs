@@ -51,6 +51,7 @@ mod random_states;
 mod sample_quality;
 mod sequential;
 mod store;
+mod structure;
 
 pub use activation::{log_softmax, softmax, Activation};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
@@ -77,5 +78,6 @@ pub use sample_quality::{
     class_histogram, confident_share, frechet_distance, inception_score, kl_to_uniform,
     FeatureStatistics, InceptionScore,
 };
-pub use sequential::{Sequential, SequentialBuilder};
+pub use sequential::{Sequential, SequentialBuilder, StageView};
 pub use store::{Parameter, Path, VarStore};
+pub use structure::LayerStructure;

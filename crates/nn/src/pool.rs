@@ -8,7 +8,7 @@
 
 use dl_tensor::{kernels, Tensor};
 
-use crate::{Layer, Mode, NnError, Result};
+use crate::{Layer, LayerStructure, Mode, NnError, Result};
 
 /// Max pooling over `(N, C, H, W)` with a square window.
 #[derive(Debug, Clone, Copy)]
@@ -115,5 +115,9 @@ impl Layer for MaxPool2d {
 
     fn kind(&self) -> &'static str {
         "MaxPooling2D"
+    }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::MaxPool2d(self)
     }
 }

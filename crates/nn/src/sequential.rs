@@ -12,7 +12,7 @@ use dl_tensor::Tensor;
 
 use crate::{
     Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, Dropout, Flatten, Layer,
-    MaxPool2d, Mode, NnError, Path, Result, VarStore,
+    LayerStructure, MaxPool2d, Mode, NnError, Path, Result, VarStore,
 };
 
 struct Stage {
@@ -180,6 +180,22 @@ impl Layer for Identity {
     fn kind(&self) -> &'static str {
         "Activation"
     }
+
+    fn structure(&self) -> LayerStructure<'_> {
+        LayerStructure::Identity
+    }
+}
+
+/// One stage of a [`Sequential`] model, as [`Sequential::stages`] shows it.
+pub struct StageView<'a> {
+    /// The layer's name, the prefix of its variables (`dense_1` for `dense_1.weight`).
+    pub name: &'a str,
+    /// What the layer is, with its parameters.
+    pub structure: LayerStructure<'a>,
+    /// The activation applied after it.
+    pub activation: Activation,
+    /// The shape of one example after the stage.
+    pub output_shape: &'a [usize],
 }
 
 /// A stack of layers applied in order.
@@ -239,6 +255,17 @@ impl Sequential {
                 stage.output_shape.as_slice(),
                 stage.parameter_count,
             )
+        })
+    }
+
+    /// Every stage in order: its name, what its layer is, its activation and output shape —
+    /// the view that pruning and quantization rewrite a trained model from.
+    pub fn stages(&self) -> impl Iterator<Item = StageView<'_>> {
+        self.stages.iter().map(|stage| StageView {
+            name: &stage.name,
+            structure: stage.layer.structure(),
+            activation: stage.activation,
+            output_shape: &stage.output_shape,
         })
     }
 

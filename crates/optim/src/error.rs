@@ -119,6 +119,14 @@ pub enum OptimError {
         /// The schedule.
         schedule: &'static str,
     },
+    /// An optimizer wrapper (pruning masks around an optimizer, say) failed in its own work.
+    #[error("{wrapper}: {problem}")]
+    Wrapper {
+        /// What the wrapper does (`pruning`).
+        wrapper: &'static str,
+        /// What went wrong.
+        problem: String,
+    },
     /// An error from backpropagation (dl-autograd).
     #[error(transparent)]
     Autograd(#[from] dl_autograd::AutogradError),

@@ -1,0 +1,47 @@
+//! dl-compress: making a trained network small and fast (course §8, 模型小型化: 模型压缩、
+//! 模型剪枝 — how deep learning reaches phones and embedded boards).
+//!
+//! - **Pruning** removes weights. [`prune_by_magnitude`] zeroes those of smallest |w|, per layer
+//!   or with one global threshold (Han et al. 2015); [`MaskedOptimizer`] fine-tunes the rest
+//!   while keeping the removed ones at exactly zero, optionally pruning gradually along a
+//!   [`PruningSchedule`] (Zhu & Gupta 2017).
+//!
+//! Everything works on any [`dl_nn::Sequential`] model whose layers are Dense and Conv2D (plus
+//! pooling, flattening, dropout and activations).
+//!
+//! ```
+//! use dl_compress::{measured_sparsity, prunable_weights, prune_by_magnitude, PrunableSelection, PruneScope, Sparsity};
+//! use dl_nn::{Activation, Sequential, VarStore};
+//! use dl_tensor::{DType, Device};
+//!
+//! let store = VarStore::new(&Device::Cpu, DType::F32, 0);
+//! let model = Sequential::builder(&store.root(), &[1, 28, 28])
+//!     .conv2d(32, 3, Activation::Relu)?
+//!     .max_pool2d(2)?
+//!     .flatten()?
+//!     .dense(128, Activation::Relu)?
+//!     .dense(10, Activation::Softmax)?
+//!     .build();
+//! let weights = prunable_weights(&model, PrunableSelection::default())?;
+//! prune_by_magnitude(&weights, Sparsity::new(0.9)?.into(), PruneScope::Global)?;
+//! let (_, sparsity) = measured_sparsity(&weights)?;
+//! assert!((sparsity - 0.9).abs() < 1e-6);
+//! # Ok::<(), dl_compress::CompressError>(())
+//! ```
+
+mod error;
+mod magnitude;
+mod masked_optimizer;
+mod masks;
+mod schedule;
+mod sparsity;
+
+pub use error::{CompressError, Result};
+pub use magnitude::{magnitude_masks, prune_by_magnitude, PruneScope};
+pub use masked_optimizer::MaskedOptimizer;
+pub use masks::{
+    measured_sparsity, prunable_weights, PrunableSelection, PrunableWeight, PruningMasks,
+    VariableSparsity,
+};
+pub use schedule::PruningSchedule;
+pub use sparsity::{PruneAmount, Sparsity};
