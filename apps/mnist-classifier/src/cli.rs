@@ -1,4 +1,4 @@
-//! The command line: `mnist-classifier [train|evaluate|predict|summary]`, with `train` and its
+//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize]`, with `train` and its
 //! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
@@ -33,6 +33,10 @@ pub enum Command {
     Predict(PredictArgs),
     /// Print the layers, output shapes and parameter counts of a model, Keras-style.
     Summary(SummaryArgs),
+    /// Remove the smallest weights of a trained model and fine-tune the rest (course §8).
+    Prune(PruneArgs),
+    /// Store a trained model's weights in int8 (run on integer kernels), f16 or bf16 (course §8).
+    Quantize(QuantizeArgs),
 }
 
 /// Which dataset, where it lives and where to compute.
@@ -193,4 +197,106 @@ pub struct SummaryArgs {
     /// Dropout rate (default: the model's own).
     #[arg(long)]
     pub dropout: Option<f32>,
+}
+
+/// How `prune` picks the weights to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PruneMethod {
+    /// One magnitude threshold over all layers (torch's global_unstructured with L1).
+    Global,
+    /// The same share of every layer's weights.
+    Layer,
+}
+
+/// How `prune` raises the sparsity while fine-tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PruneScheduleChoice {
+    /// Zhu & Gupta's cubic rise over the first two thirds of fine-tuning (TF-MOT's PolynomialDecay).
+    Polynomial,
+    /// Han et al.'s prune → retrain rounds, one per fine-tuning epoch.
+    Iterative,
+    /// Everything at once, then fine-tuning.
+    OneShot,
+}
+
+/// Settings of `prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The trained model to prune (a file, or hub:OWNER/REPO/FILE.safetensors).
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// The share of weights to remove, in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub sparsity: f64,
+    /// Instead of one model: prune to each of these sparsities (e.g. 0.5,0.75,0.9,0.95,0.98) and
+    /// write a table, a CSV and a plot of accuracy, size and speed.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub sweep: Option<Vec<f64>>,
+    /// How to choose the weights.
+    #[arg(long, value_enum, default_value_t = PruneMethod::Global)]
+    pub method: PruneMethod,
+    /// Fine-tuning epochs while pruning (0: prune once, no fine-tuning).
+    #[arg(long, default_value_t = 1)]
+    pub fine_tune_epochs: usize,
+    /// How the sparsity rises during fine-tuning.
+    #[arg(long, value_enum, default_value_t = PruneScheduleChoice::Polynomial)]
+    pub schedule: PruneScheduleChoice,
+    /// Adam's learning rate for fine-tuning (annealed to 0 along a cosine).
+    #[arg(long, default_value_t = 5e-4)]
+    pub learning_rate: f64,
+    /// Examples per fine-tuning batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Also prune the biases.
+    #[arg(long)]
+    pub biases: bool,
+    /// Random seed for shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to save the pruned model (a sweep writes one file per sparsity beside it, and
+    /// its table as OUT-sweep.csv and OUT-sweep.png).
+    #[arg(long, default_value = "checkpoints/mnist-cnn-pruned.safetensors")]
+    pub out: PathBuf,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// The number format `quantize` stores weights in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// int8 weights and activations, run on integer kernels (AVX-512 VNNI where present).
+    Int8,
+    /// IEEE half precision weights (widened to f32 on loading).
+    F16,
+    /// bfloat16 weights (widened to f32 on loading).
+    Bf16,
+}
+
+/// Settings of `quantize`.
+#[derive(Debug, Clone, Args)]
+pub struct QuantizeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The trained (or pruned) model to quantize.
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// The number format.
+    #[arg(long, value_enum, default_value_t = Precision::Int8)]
+    pub precision: Precision,
+    /// Training images used to calibrate the activation ranges (int8).
+    #[arg(long, default_value_t = 1000)]
+    pub calibration: usize,
+    /// Calibrate to this percentile of the activations (e.g. 99.99) instead of their min/max.
+    #[arg(long)]
+    pub percentile: Option<f64>,
+    /// Where to save it (default: the checkpoint's name with .int8, .f16 or .bf16 before
+    /// .safetensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
 }

@@ -2,9 +2,10 @@
 //! hides — which digits are confused with which, and each class's precision and recall.
 
 use anyhow::Result;
+use dl_compress::load_classifier;
 use dl_data::BatchLoader;
-use dl_models::{checkpoint_file, load_image_classifier};
-use dl_nn::{ConfusionMatrix, Layer, Loss, Mode};
+use dl_models::checkpoint_file;
+use dl_nn::{ConfusionMatrix, Loss, Mode};
 use dl_tensor::DeviceChoice;
 use dl_train::evaluate;
 
@@ -17,9 +18,10 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     }
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
     let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
-    let loaded = load_image_classifier(&path, &device)?;
+    let loaded = load_classifier(&path, &device)?;
+    let recipe = *loaded.recipe();
     let data = crate::cli::DataArgs {
-        dataset: loaded.recipe.dataset.into(),
+        dataset: recipe.dataset.into(),
         ..arguments.data.clone()
     };
     let test = load_images(&data, arguments.offline)?
@@ -28,29 +30,30 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     if test.is_empty() {
         anyhow::bail!(
             "the test set of {} in {} has no images: nothing to evaluate",
-            loaded.recipe.dataset.name(),
+            recipe.dataset.name(),
             dl_data::resolve_data_dir(arguments.data.data_dir.as_deref()).display()
         );
     }
     let loader = BatchLoader::evaluation(&test, arguments.batch_size)?;
-    let result = evaluate(&loaded.model, Loss::CrossEntropy, loader.epoch_batches(0))?;
+    let result = evaluate(loaded.layer(), Loss::CrossEntropy, loader.epoch_batches(0))?;
     let mut confusion = ConfusionMatrix::new(10);
     for batch in loader.epoch_batches(0) {
         let (images, labels) = batch?;
-        confusion.add_scores(&loaded.model.forward(&images, Mode::Eval)?, &labels)?;
+        confusion.add_scores(&loaded.layer().forward(&images, Mode::Eval)?, &labels)?;
     }
     println!(
-        "{} ({}), {} test images of {}",
+        "{} ({}, {}), {} test images of {}",
         arguments.checkpoint.display(),
-        loaded.recipe.model,
+        recipe.model,
+        loaded.precision(),
         result.targets,
-        loaded.recipe.dataset.name()
+        recipe.dataset.name()
     );
     let epochs = loaded
-        .metadata
+        .metadata()
         .get(dl_train::EPOCH_KEY)
         .map_or("?", String::as_str);
-    match TrainingSettings::from_metadata(&loaded.metadata) {
+    match TrainingSettings::from_metadata(loaded.metadata()) {
         Some(settings) => println!(
             "trained {epochs} epochs, batch {}, {} at learning rate {}, seed {}",
             settings.batch_size, settings.optimizer, settings.learning_rate, settings.seed
@@ -65,7 +68,7 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     println!();
     println!("confusion matrix (rows: true class, columns: predicted class)");
     print!("{confusion}");
-    let names = loaded.recipe.dataset.class_names();
+    let names = recipe.dataset.class_names();
     if names[0] != "0" {
         println!();
         for (class, name) in names.iter().enumerate() {

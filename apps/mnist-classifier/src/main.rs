@@ -9,7 +9,10 @@
 mod cli;
 mod data;
 mod evaluate;
+mod measure;
 mod predict;
+mod prune;
+mod quantize;
 mod settings;
 mod train;
 
@@ -34,6 +37,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(arguments)) => train::run(&arguments),
         Some(Command::Evaluate(arguments)) => evaluate::run(&arguments),
         Some(Command::Predict(arguments)) => predict::run(&arguments),
+        Some(Command::Prune(arguments)) => prune::run(&arguments),
+        Some(Command::Quantize(arguments)) => quantize::run(&arguments),
         Some(Command::Summary(arguments)) => {
             let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
             let dropout = arguments

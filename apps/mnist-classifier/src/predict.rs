@@ -3,8 +3,9 @@
 //! classified; the exit status is non-zero if any failed.
 
 use anyhow::{bail, Context, Result};
-use dl_models::{checkpoint_file, load_image_classifier};
-use dl_nn::Sequential;
+use dl_compress::load_classifier;
+use dl_models::checkpoint_file;
+use dl_nn::{Layer, Mode};
 use dl_tensor::{DeviceChoice, Tensor};
 use serde_json::json;
 
@@ -14,8 +15,9 @@ use crate::{cli::PredictArgs, data::load_images};
 const TOP: usize = 3;
 
 /// The `TOP` most probable classes of one prepared image.
-fn top_classes(model: &Sequential, image: &Tensor) -> Result<Vec<(usize, f32)>> {
-    let probabilities: Vec<f32> = model.predict(&image.unsqueeze(0)?)?.squeeze(0)?.to_vec1()?;
+fn top_classes(model: &dyn Layer, image: &Tensor) -> Result<Vec<(usize, f32)>> {
+    let logits = model.forward(&image.unsqueeze(0)?, Mode::Eval)?;
+    let probabilities: Vec<f32> = dl_nn::softmax(&logits)?.squeeze(0)?.to_vec1()?;
     let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked.truncate(TOP);
@@ -29,8 +31,8 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     }
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
     let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
-    let loaded = load_image_classifier(&path, &device)?;
-    let names = loaded.recipe.dataset.class_names();
+    let loaded = load_classifier(&path, &device)?;
+    let names = loaded.recipe().dataset.class_names();
     let mut inputs: Vec<(String, Result<Tensor>, Option<u32>)> = Vec::new();
     for path in &arguments.images {
         let prepared = dl_data::load_digit(path)
@@ -40,7 +42,7 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     }
     if !arguments.index.is_empty() {
         let data = crate::cli::DataArgs {
-            dataset: loaded.recipe.dataset.into(),
+            dataset: loaded.recipe().dataset.into(),
             ..arguments.data.clone()
         };
         let test = load_images(&data, arguments.offline)?.test;
@@ -78,7 +80,7 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     }
     let mut failures = 0;
     for (name, image, label) in inputs {
-        let outcome = image.and_then(|image| top_classes(&loaded.model, &image));
+        let outcome = image.and_then(|image| top_classes(loaded.layer(), &image));
         match (outcome, arguments.json) {
             (Ok(ranked), true) => {
                 let predictions: Vec<_> = ranked

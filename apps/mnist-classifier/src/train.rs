@@ -87,6 +87,9 @@ impl Plan {
             .as_deref()
             .map(|argument| checkpoint_file(argument, arguments.data.data_dir.as_deref()))
             .transpose()?;
+        if let Some(resume) = &resume {
+            refuse_compressed(resume)?;
+        }
         let out = arguments.out.clone();
         let flags = RunFlags {
             device: &arguments.data.device,
@@ -124,6 +127,31 @@ impl Plan {
 }
 
 /// The training and test images, on the device, with the validation part held out.
+/// An error for a pruned or int8 checkpoint given to `--resume`: training it as a dense fp32
+/// model would revive its removed weights or cannot run at all.
+fn refuse_compressed(path: &std::path::Path) -> Result<()> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(()); // the run plan reports a missing file
+    };
+    let Ok(metadata) = dl_compress::read_metadata(path, &bytes) else {
+        return Ok(());
+    };
+    if dl_compress::is_int8(&metadata) {
+        bail!(
+            "{} is an int8 model, which cannot be trained: resume the fp32 checkpoint it was quantized from, then quantize again",
+            path.display()
+        );
+    }
+    if metadata.contains_key(crate::prune::PRUNING_KEY) {
+        bail!(
+            "{} is a pruned model: `train --resume` would revive its removed weights; fine-tune it with `prune --checkpoint {} --sparsity S --fine-tune-epochs N`, which keeps them at zero",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 struct Images {
     train: ImageSet,
     validation: Option<ImageSet>,

@@ -136,6 +136,33 @@ fn every_bad_input_is_a_clear_error() {
     std::fs::write(at("taken.safetensors"), "someone's file").unwrap();
     std::fs::write(at("mine.csv"), "name,score\nada,3\n").unwrap();
 
+    // Compressed models: pruned and int8 files made by the program itself, and an "int8" file
+    // whose weights are floats and whose scales are missing.
+    for (command, file) in [("prune", "pruned"), ("quantize", "int8")] {
+        let out = at(&format!("{file}.safetensors"));
+        let mut arguments = vec![command, "--offline", "--checkpoint", good.to_str().unwrap()];
+        arguments.extend(["--data-dir", data.to_str().unwrap(), "--out", &out]);
+        if command == "prune" {
+            arguments.extend(["--sparsity", "0.5", "--fine-tune-epochs", "0"]);
+        }
+        let output = std::process::Command::new(BINARY)
+            .args(&arguments)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}: {}", text(&output));
+    }
+    let mut fake = dl_nn::Checkpoint::load(&good).unwrap().metadata;
+    fake.insert("quantization".into(), "{}".into());
+    let logreg_store = VarStore::new(&Device::Cpu, DType::F32, 0);
+    dl_models::ImageRecipe::new(dl_models::ImageModel::Logreg, dl_data::ImageDataset::Mnist)
+        .build(&logreg_store)
+        .unwrap();
+    save(
+        dir.join("fake-int8.safetensors").as_path(),
+        &logreg_store,
+        &fake,
+    );
+
     let cases = catalogue::read(include_str!("catalogue.toml"));
     assert!(cases.len() >= 40, "{} cases", cases.len());
     let places = BTreeMap::from([

@@ -62,7 +62,7 @@ pub fn classify(classifier: &Sequential, images: &Tensor) -> Result<Classified> 
 
 /// Images as bytes `(N, 784)` (as an IDX file holds them) back to `(N, 1, 28, 28)` in [0, 1].
 pub fn from_bytes(bytes: &[u8], device: &dl_tensor::Device) -> Result<Tensor> {
-    if bytes.is_empty() || bytes.len() % 784 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(784) {
         bail!("expected whole 28x28 images, got {} bytes", bytes.len());
     }
     let count = bytes.len() / 784;

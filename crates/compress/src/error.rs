@@ -68,6 +68,9 @@ pub enum CompressError {
     /// An error from backpropagation.
     #[error(transparent)]
     Autograd(#[from] dl_autograd::AutogradError),
+    /// An error from a checkpoint's recipe or the model zoo.
+    #[error(transparent)]
+    Models(#[from] dl_models::ModelsError),
     /// An error from an optimizer.
     #[error(transparent)]
     Optim(#[from] dl_optim::OptimError),

@@ -6,6 +6,10 @@
 //!   while keeping the removed ones at exactly zero, optionally pruning gradually along a
 //!   [`PruningSchedule`] (Zhu & Gupta 2017).
 //!
+//! - **Quantization** stores weights as int8 and runs inference on integers:
+//!   [`QuantizedModel::calibrate`] measures each layer's input range on training images and
+//!   quantizes the weights per output channel (Jacob et al. 2018).
+//!
 //! Everything works on any [`dl_nn::Sequential`] model whose layers are Dense and Conv2D (plus
 //! pooling, flattening, dropout and activations).
 //!
@@ -29,19 +33,30 @@
 //! # Ok::<(), dl_compress::CompressError>(())
 //! ```
 
+mod calibration;
+mod classifier_file;
 mod error;
+mod int8_file;
 mod magnitude;
 mod masked_optimizer;
 mod masks;
+mod quantized;
 mod schedule;
 mod sparsity;
 
+pub use calibration::{Calibration, RangeObserver};
+pub use classifier_file::{load_classifier, ClassifierFile, LoadedInt8Classifier};
 pub use error::{CompressError, Result};
+pub use int8_file::{
+    decode_int8, encode_int8, is_int8, load_int8, read_metadata, save_int8, INT8_FORMAT,
+    QUANTIZATION_KEY,
+};
 pub use magnitude::{magnitude_masks, prune_by_magnitude, PruneScope};
 pub use masked_optimizer::MaskedOptimizer;
 pub use masks::{
     measured_sparsity, prunable_weights, PrunableSelection, PrunableWeight, PruningMasks,
     VariableSparsity,
 };
+pub use quantized::{QuantizedKind, QuantizedLayer, QuantizedModel};
 pub use schedule::PruningSchedule;
 pub use sparsity::{PruneAmount, Sparsity};

@@ -116,7 +116,7 @@ impl PruningSchedule {
                 rounds,
                 steps_per_round,
             } => {
-                if step % steps_per_round != 0 || step / steps_per_round >= rounds {
+                if !step.is_multiple_of(steps_per_round) || step / steps_per_round >= rounds {
                     return None;
                 }
                 let round = step / steps_per_round + 1;
@@ -133,7 +133,7 @@ impl PruningSchedule {
                 if step < begin_step || step > end_step {
                     return None;
                 }
-                if step != end_step && (step - begin_step) % frequency != 0 {
+                if step != end_step && !(step - begin_step).is_multiple_of(frequency) {
                     return None;
                 }
                 if end_step == begin_step {

@@ -282,7 +282,7 @@ fn masks_survive_adam_steps_weights_and_moments_stay_zero() -> TestResult {
         assert_eq!(at_removed(weight.var.as_tensor()), 0.0, "{}", weight.name);
         for buffer in ["exp_avg", "exp_avg_sq"] {
             let moments = state.tensor(&format!("{}.{buffer}", weight.name))?;
-            assert_eq!(at_removed(&moments), 0.0, "{} {buffer}", weight.name);
+            assert_eq!(at_removed(moments), 0.0, "{} {buffer}", weight.name);
         }
         // and the kept weights did train
         assert!(mask.sum_all()?.to_scalar::<f32>()? > 0.0);

@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, fs, path::Path as FilePath};
 
 use dl_tensor::{
-    candle_core::safetensors::Load, encode_safetensors, write_atomically, Device, Tensor,
+    candle_core::safetensors::Load, encode_safetensors, write_atomically, DType, Device, Tensor,
 };
 use safetensors::SafeTensors;
 
@@ -137,7 +137,8 @@ impl Checkpoint {
     }
 
     /// Copies the tensors into the variables of `store`. Every variable of the store must be
-    /// present with the same shape and type, and the file must hold nothing else (a checkpoint
+    /// present with the same shape and type (or stored in f16 or bf16 for an f32 model: a
+    /// half-precision checkpoint, widened exactly), and the file must hold nothing else (a checkpoint
     /// of another model is refused, naming the first tensor that does not fit).
     pub fn restore_into(&self, path: &FilePath, store: &VarStore) -> Result<()> {
         let parameters = store.parameters();
@@ -162,7 +163,9 @@ impl Checkpoint {
                     ),
                 ));
             }
-            if tensor.dtype() != parameter.var.dtype() {
+            let widened = matches!(tensor.dtype(), DType::F16 | DType::BF16)
+                && parameter.var.dtype() == DType::F32;
+            if tensor.dtype() != parameter.var.dtype() && !widened {
                 return Err(checkpoint_error(
                     path,
                     format!(
@@ -195,7 +198,9 @@ impl Checkpoint {
             ));
         }
         for parameter in &parameters {
-            let value = self.tensors[&parameter.name].to_device(parameter.var.device())?;
+            let value = self.tensors[&parameter.name]
+                .to_dtype(parameter.var.dtype())?
+                .to_device(parameter.var.device())?;
             parameter.var.set(&value)?;
         }
         Ok(())

@@ -190,6 +190,8 @@ impl Layer for Identity {
 pub struct StageView<'a> {
     /// The layer's name, the prefix of its variables (`dense_1` for `dense_1.weight`).
     pub name: &'a str,
+    /// The layer itself (`layer.forward_activated(x, mode, activation)` runs the stage).
+    pub layer: &'a dyn Layer,
     /// What the layer is, with its parameters.
     pub structure: LayerStructure<'a>,
     /// The activation applied after it.
@@ -263,6 +265,7 @@ impl Sequential {
     pub fn stages(&self) -> impl Iterator<Item = StageView<'_>> {
         self.stages.iter().map(|stage| StageView {
             name: &stage.name,
+            layer: stage.layer.as_ref(),
             structure: stage.layer.structure(),
             activation: stage.activation,
             output_shape: &stage.output_shape,
@@ -434,7 +437,7 @@ fn group_thousands(value: usize) -> String {
     let digits = value.to_string();
     let mut grouped = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);

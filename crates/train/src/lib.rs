@@ -14,7 +14,7 @@
 //! | `callbacks.rs` | [`Callback`], [`EarlyStopping`] | apps |
 //! | `model_checkpoint.rs` | [`ModelCheckpoint`]: the best / latest run after each epoch | apps |
 //! | `history.rs` | [`History`]: one [`EpochRecord`] per epoch, as CSV | apps, plots |
-//! | `plot.rs` | [`History::plot_png`]: the learning curves | apps |
+//! | `plot.rs` | [`History::plot_png`]: the learning curves; [`plot_panels_png`]: any (x, y) curves | apps |
 //! | `progress.rs` | the live progress bar or plain lines | [`Trainer`] |
 //!
 //! The optimizers and schedules it drives are dl-optim's; this crate adds the plotting and
@@ -42,6 +42,7 @@ pub use callbacks::{Callback, Control, EarlyStopping, TrainingContext};
 pub use error::{TrainingError, TrainingResult};
 pub use history::{EpochRecord, History, CSV_HEADER};
 pub use model_checkpoint::{ModelCheckpoint, MONITORED_LOSS_KEY};
+pub use plot::{plot_panels_png, Panel};
 pub(crate) use progress::EpochProgress;
 pub use progress::ProgressMode;
 pub use run::{

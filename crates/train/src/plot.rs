@@ -37,6 +37,7 @@ fn series(history: &History, pick: impl Fn(&crate::EpochRecord) -> Option<f64>) 
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
+    x_label: &str,
     curves: &[(&str, RGBColor, Series)],
 ) -> Result<(), String> {
     let points: Vec<(f64, f64)> = curves
@@ -71,7 +72,7 @@ fn draw_panel<DB: DrawingBackend>(
         .map_err(|error| error.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(x_label)
         .label_style((FONT, 14))
         .draw()
         .map_err(|error| error.to_string())?;
@@ -110,62 +111,86 @@ fn draw_panel<DB: DrawingBackend>(
 impl History {
     /// Draws the learning curves into a PNG file (written to a temporary name and renamed).
     pub fn plot_png(&self, path: &Path) -> TrainingResult<()> {
-        register_font();
-        let failed = |problem: String| TrainingError::File {
-            path: path.to_path_buf(),
-            problem: format!("cannot draw the learning curves: {problem}"),
-        };
-        let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE)
-                .map_err(|error| failed(error.to_string()))?;
-            let has_accuracy = self
-                .epochs
-                .iter()
-                .any(|record| record.train_accuracy.is_some());
-            let panels = if has_accuracy {
-                root.split_evenly((1, 2))
-            } else {
-                vec![root.clone()]
-            };
-            let loss_curves = [
+        let has_accuracy = self
+            .epochs
+            .iter()
+            .any(|record| record.train_accuracy.is_some());
+        let mut panels = vec![Panel {
+            title: "loss".into(),
+            x_label: "epoch".into(),
+            curves: vec![
                 (
-                    "training loss",
-                    BLUE,
+                    "training loss".into(),
                     series(self, |record| Some(record.train_loss)),
                 ),
                 (
-                    "validation loss",
-                    RED,
+                    "validation loss".into(),
                     series(self, |record| record.validation_loss),
                 ),
-            ];
-            draw_panel(&panels[0], "loss", &loss_curves).map_err(failed)?;
-            if has_accuracy {
-                let accuracy_curves = [
+            ],
+        }];
+        if has_accuracy {
+            panels.push(Panel {
+                title: "accuracy".into(),
+                x_label: "epoch".into(),
+                curves: vec![
                     (
-                        "training accuracy",
-                        BLUE,
+                        "training accuracy".into(),
                         series(self, |record| record.train_accuracy),
                     ),
                     (
-                        "validation accuracy",
-                        RED,
+                        "validation accuracy".into(),
                         series(self, |record| record.validation_accuracy),
                     ),
-                ];
-                draw_panel(&panels[1], "accuracy", &accuracy_curves).map_err(failed)?;
-            }
-            root.present().map_err(|error| failed(error.to_string()))?;
+                ],
+            });
         }
-        let image = image::RgbImage::from_raw(WIDTH, HEIGHT, pixels)
-            .ok_or_else(|| failed("the pixel buffer has the wrong size".into()))?;
-        let mut encoded = std::io::Cursor::new(Vec::new());
-        image
-            .write_to(&mut encoded, image::ImageFormat::Png)
-            .map_err(|error| failed(error.to_string()))?;
-        dl_tensor::write_atomically(path, encoded.get_ref())
-            .map_err(|error| failed(error.to_string()))
+        plot_panels_png(path, "the learning curves", &panels)
     }
+}
+
+/// One chart of a figure: a title, the x axis's name and named curves of (x, y) points.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    /// The chart's title.
+    pub title: String,
+    /// What the x axis measures.
+    pub x_label: String,
+    /// The curves, each with its legend label (at most four are told apart by colour).
+    pub curves: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Draws `panels` side by side into a PNG file (written to a temporary name and renamed);
+/// `what` names the figure in errors. A pruning sweep's accuracy against sparsity, say.
+pub fn plot_panels_png(path: &Path, what: &str, panels: &[Panel]) -> TrainingResult<()> {
+    register_font();
+    let failed = |problem: String| TrainingError::File {
+        path: path.to_path_buf(),
+        problem: format!("cannot draw {what}: {problem}"),
+    };
+    const COLORS: [RGBColor; 4] = [BLUE, RED, GREEN, MAGENTA];
+    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|error| failed(error.to_string()))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, panel) in areas.iter().zip(panels) {
+            let curves: Vec<(&str, RGBColor, Series)> = panel
+                .curves
+                .iter()
+                .zip(COLORS.iter().cycle())
+                .map(|((label, points), color)| (label.as_str(), *color, points.clone()))
+                .collect();
+            draw_panel(area, &panel.title, &panel.x_label, &curves).map_err(failed)?;
+        }
+        root.present().map_err(|error| failed(error.to_string()))?;
+    }
+    let image = image::RgbImage::from_raw(WIDTH, HEIGHT, pixels)
+        .ok_or_else(|| failed("the pixel buffer has the wrong size".into()))?;
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut encoded, image::ImageFormat::Png)
+        .map_err(|error| failed(error.to_string()))?;
+    dl_tensor::write_atomically(path, encoded.get_ref()).map_err(|error| failed(error.to_string()))
 }

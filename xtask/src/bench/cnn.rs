@@ -23,8 +23,8 @@ use super::{Bench, FRAMEWORK};
 const MNIST_TRAINING_IMAGES: usize = 60_000;
 
 /// The model, its variables and its optimizer: one train step at a time.
-struct CourseCnn {
-    model: Sequential,
+pub(super) struct CourseCnn {
+    pub(super) model: Sequential,
     variables: Vec<(String, Var)>,
     optimizer: Adam,
 }
@@ -32,7 +32,7 @@ struct CourseCnn {
 impl CourseCnn {
     /// A freshly initialised model of the zoo (seed 0) with Adam at learning rate 1e-3. Its
     /// final softmax is left to the loss, as the baseline's logits are.
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         let store = VarStore::new(&Device::Cpu, DType::F32, 0);
         let model =
             ImageRecipe::new(ImageModel::CourseCnn, dl_data::ImageDataset::Mnist).build(&store)?;
@@ -44,7 +44,11 @@ impl CourseCnn {
     }
 
     /// Forward, loss, backward, update: what one batch of training costs.
-    fn train_step(&mut self, images: &dl_tensor::Tensor, labels: &dl_tensor::Tensor) -> Result<()> {
+    pub(super) fn train_step(
+        &mut self,
+        images: &dl_tensor::Tensor,
+        labels: &dl_tensor::Tensor,
+    ) -> Result<()> {
         let logits = self.model.forward(images, Mode::Train)?;
         let loss = cross_entropy(&logits, labels)?;
         let gradients = Gradients::compute(
@@ -58,7 +62,7 @@ impl CourseCnn {
     }
 
     /// The fraction of `set` classified correctly, in batches of 1,000.
-    fn test_accuracy(&self, set: &ImageSet) -> Result<f64> {
+    pub(super) fn test_accuracy(&self, set: &ImageSet) -> Result<f64> {
         let mut correct = 0.0;
         for batch in BatchLoader::evaluation(set, 1000)?.epoch_batches(0) {
             let (images, labels) = batch?;
@@ -142,7 +146,7 @@ pub fn epochs(bench: &mut Bench, epochs: usize) -> Result<()> {
 }
 
 /// The first `limit` examples of `set` (all of them for `None`).
-fn first(set: &ImageSet, limit: Option<usize>) -> Result<ImageSet> {
+pub(super) fn first(set: &ImageSet, limit: Option<usize>) -> Result<ImageSet> {
     Ok(match limit {
         Some(limit) if limit < set.len() => ImageSet {
             images: set.images.narrow(0, 0, limit)?,

@@ -42,7 +42,7 @@ const fn metric(field: &'static str, label: &'static str, higher_is_better: bool
 }
 
 /// Every workload of `pytorch_baseline.py`, in its order.
-pub const WORKLOADS: [WorkloadKind; 7] = [
+pub const WORKLOADS: [WorkloadKind; 8] = [
     workload(
         "gemm",
         &["m", "k", "n"],
@@ -60,6 +60,16 @@ pub const WORKLOADS: [WorkloadKind; 7] = [
         "gan_train",
         &["width"],
         &[IMAGES_PER_S, metric("seconds_per_epoch", "s/epoch", false)],
+    ),
+    workload(
+        "cnn_quant",
+        &["precision"],
+        &[
+            IMAGES_PER_S,
+            metric("batch1_images_per_s", "batch-1 images/s", true),
+            metric("test_accuracy", "test accuracy", true),
+            metric("state_bytes", "bytes", false),
+        ],
     ),
     workload(
         "cnn_epoch",

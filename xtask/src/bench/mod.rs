@@ -4,7 +4,7 @@
 //! Workloads (see the baseline for their exact definitions): `gemm` (fp32 matrix products),
 //! `cnn` (train steps at batch 32 and 128, inference at 1000), `lstm` (train and sampling
 //! tokens/s for H = 128 and 256), `epochs N` (whole MNIST epochs with test accuracy), `all`
-//! (gemm, cnn and lstm, as the baseline's `all`), `gan` (DCGAN train steps, W = 32 and 64); `kernels` times dl-tensor's kernels against
+//! (gemm, cnn and lstm, as the baseline's `all`), `gan` (DCGAN train steps, W = 32 and 64), `quant` (the CNN's fp32 and int8 inference); `kernels` times dl-tensor's kernels against
 //! plain Candle, layer by layer. Each result is one JSON line on stdout, with
 //! the baseline's field names plus `peak_rss_mib` (the process's peak resident memory so far);
 //! progress and a summary table go to stderr. `compare OURS PYTORCH` puts two result files side
@@ -21,6 +21,7 @@ mod gemm;
 mod kernels;
 mod lstm;
 pub mod measure;
+mod quant;
 
 use std::fs::File;
 use std::io::Write;
@@ -71,6 +72,9 @@ enum What {
         #[arg(long)]
         width: Option<usize>,
     },
+    /// The course CNN's inference in fp32 and int8 after one epoch of training: images/s at
+    /// batch 1000 and 1, test accuracy, bytes.
+    Quant,
     /// gemm, cnn and lstm (the baseline's `all`; epochs are separate).
     All,
     /// Each layer's forward and backward pass, the Adam step and a CNN train step, with
@@ -278,7 +282,7 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
     }
     let needs_images = matches!(
         what,
-        What::Cnn | What::Epochs { .. } | What::Gan { .. } | What::All
+        What::Cnn | What::Epochs { .. } | What::Gan { .. } | What::Quant | What::All
     );
     let source = if needs_images {
         Some(image_source(&options)?)
@@ -337,6 +341,7 @@ pub fn run(arguments: BenchArgs) -> Result<()> {
                 Some(width) => gan::train(&mut bench, &[width])?,
                 None => gan::train(&mut bench, &[32, 64])?,
             },
+            What::Quant => quant::run(&mut bench)?,
             What::All => {
                 gemm::run(&mut bench)?;
                 cnn::train_and_infer(&mut bench)?;

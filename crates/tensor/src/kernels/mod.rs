@@ -23,6 +23,7 @@
 //! | [`conv_transpose2d`] | transposed convolution as the adjoint of [`conv2d`]: col2im forward, im2col backward | `dl_nn::ConvTranspose2d` (a DCGAN's generator) |
 //! | [`fast_math`] | e^x, σ and tanh as vectorisable polynomials | `gate_math`, `dl_nn::LstmInference` |
 //! | [`matvec`] | a matrix packed in 64-row blocks for matrix-vector products | `dl_nn::LstmInference`, `DenseInference` |
+//! | [`int8`] | exact u8 × i8 matrix products (AVX-512 VNNI, AVX2 or plain Rust) with a fused dequantize / requantize epilogue, and im2col on u8 | post-training-quantized inference (course §8) |
 //! | `packed_gemm` | W_hh packed once per sequence for the recurrence's matrix products | [`lstm_sequence`] |
 //!
 //! The kernels run on the CPU in `f32` and `f64` (`f64` so that `dl_autograd::check_gradients`
@@ -58,6 +59,7 @@ pub mod cross_entropy;
 pub mod fast_math;
 mod gate_math;
 mod gemm;
+pub mod int8;
 pub mod leaky_relu;
 pub mod linear;
 pub mod lstm_cell;

@@ -1,0 +1,331 @@
+//! `mnist-classifier prune`: magnitude pruning with fine-tuning (course §8, 模型剪枝; Han et al.
+//! 2015, Zhu & Gupta 2017), one model or a sweep of sparsities with its table, CSV and plot.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use dl_compress::{
+    measured_sparsity, prunable_weights, prune_by_magnitude, MaskedOptimizer, PrunableSelection,
+    PruneScope, PruningSchedule, Sparsity, VariableSparsity,
+};
+use dl_data::{BatchLoader, ImageSet};
+use dl_models::{checkpoint_file, load_image_classifier, LoadedImageClassifier};
+use dl_nn::Loss;
+use dl_optim::{Adam, AdamConfig, ScheduleSpec};
+use dl_tensor::{Device, DeviceChoice};
+use dl_train::{plot_panels_png, Panel, ProgressMode, Trainer};
+
+use crate::{
+    cli::{DataArgs, PruneArgs, PruneMethod, PruneScheduleChoice},
+    data::load_images,
+    measure,
+};
+
+/// The checkpoint metadata entry describing how a model was pruned (JSON).
+pub const PRUNING_KEY: &str = "pruning";
+
+/// One pruned model, measured.
+struct Outcome {
+    target: f64,
+    layers: Vec<VariableSparsity>,
+    sparsity: f64,
+    accuracy: f64,
+    file_bytes: u64,
+    images_per_second: f64,
+    path: PathBuf,
+}
+
+/// Runs `prune`.
+pub fn run(arguments: &PruneArgs) -> Result<()> {
+    if arguments.batch_size == 0 {
+        bail!("--batch-size must be positive, got 0");
+    }
+    let targets = arguments
+        .sweep
+        .clone()
+        .unwrap_or_else(|| vec![arguments.sparsity]);
+    for &target in &targets {
+        Sparsity::new(target).with_context(|| {
+            format!("--sparsity/--sweep {target}: give the share of weights to remove, e.g. 0.9")
+        })?;
+    }
+    let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
+    let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
+    let dense = load_image_classifier(&path, &device)
+        .with_context(|| format!("cannot load the model to prune from {}", path.display()))?;
+    let data = DataArgs {
+        dataset: dense.recipe.dataset.into(),
+        ..arguments.data.clone()
+    };
+    let images = load_images(&data, arguments.offline)?;
+    let train = images.train.to_device(&device)?;
+    let test = images.test.to_device(&device)?;
+    if train.len() < arguments.batch_size && arguments.fine_tune_epochs > 0 {
+        bail!(
+            "the training set has {} images, fewer than one batch of --batch-size {}",
+            train.len(),
+            arguments.batch_size
+        );
+    }
+    let dense_accuracy = measure::test_accuracy(&dense.model, &test)?;
+    let (dense_speed, _) = measure::images_per_second(&test, measure::forward_fp32(&dense.model))?;
+    println!(
+        "{} ({}): test accuracy {:.2}%, {} bytes, {:.0} images/s",
+        path.display(),
+        dense.recipe.model,
+        100.0 * dense_accuracy,
+        measure::file_bytes(&path)?,
+        dense_speed
+    );
+    let mut outcomes = Vec::new();
+    for &target in &targets {
+        let out = match &arguments.sweep {
+            Some(_) => sweep_file(&arguments.out, target),
+            None => arguments.out.clone(),
+        };
+        let outcome = prune_one(
+            arguments,
+            &path,
+            &device,
+            &train,
+            &test,
+            target,
+            &out,
+            dense_accuracy,
+        )?;
+        println!(
+            "sparsity {:.4} (asked {target}): test accuracy {:.2}% ({:+.2} pp), saved {}",
+            outcome.sparsity,
+            100.0 * outcome.accuracy,
+            100.0 * (outcome.accuracy - dense_accuracy),
+            outcome.path.display()
+        );
+        outcomes.push(outcome);
+    }
+    let table = table(&outcomes, dense_accuracy);
+    print!("{table}");
+    if arguments.sweep.is_some() {
+        let csv = with_suffix(&arguments.out, "-sweep.csv");
+        dl_nn::write_atomically(&csv, csv_text(&outcomes, dense_accuracy).as_bytes())
+            .with_context(|| format!("cannot write {}", csv.display()))?;
+        let png = with_suffix(&arguments.out, "-sweep.png");
+        plot(&png, &outcomes, dense_accuracy)?;
+        println!("table {}, plot {}", csv.display(), png.display());
+    }
+    let last = &outcomes[outcomes.len() - 1].path;
+    println!("use it:");
+    println!(
+        "  cargo run --release -p mnist-classifier -- evaluate --checkpoint {}",
+        last.display()
+    );
+    Ok(())
+}
+
+/// `OUT` with `suffix` replacing its extension: `pruned.safetensors` → `pruned-sweep.csv`.
+fn with_suffix(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map_or_else(
+        || "pruned".into(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
+    out.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// The file of one sweep point: `pruned.safetensors` → `pruned-0.90.safetensors`.
+fn sweep_file(out: &Path, target: f64) -> PathBuf {
+    with_suffix(out, &format!("-{target:.2}.safetensors"))
+}
+
+/// The sparsity schedule over `steps` fine-tuning steps of `steps_per_epoch` each.
+fn schedule(
+    choice: PruneScheduleChoice,
+    target: f64,
+    steps: u64,
+    steps_per_epoch: u64,
+) -> PruningSchedule {
+    match choice {
+        PruneScheduleChoice::OneShot => PruningSchedule::OneShot { target },
+        PruneScheduleChoice::Iterative => PruningSchedule::Iterative {
+            target,
+            rounds: (steps / steps_per_epoch).max(1),
+            steps_per_round: steps_per_epoch,
+        },
+        PruneScheduleChoice::Polynomial => {
+            let end_step = steps * 2 / 3;
+            PruningSchedule::Polynomial {
+                initial: 0.0,
+                target,
+                begin_step: 0,
+                end_step,
+                frequency: (end_step / 20).max(1),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prune_one(
+    arguments: &PruneArgs,
+    path: &Path,
+    device: &Device,
+    train: &ImageSet,
+    test: &ImageSet,
+    target: f64,
+    out: &Path,
+    dense_accuracy: f64,
+) -> Result<Outcome> {
+    let LoadedImageClassifier {
+        model,
+        mut metadata,
+        ..
+    } = load_image_classifier(path, device)?;
+    let store = model.store().clone();
+    let selection = PrunableSelection {
+        biases: arguments.biases,
+    };
+    let weights = prunable_weights(&model, selection)?;
+    let scope = match arguments.method {
+        PruneMethod::Global => PruneScope::Global,
+        PruneMethod::Layer => PruneScope::Layer,
+    };
+    let schedule_used = if arguments.fine_tune_epochs == 0 {
+        prune_by_magnitude(&weights, Sparsity::new(target)?.into(), scope)?;
+        None
+    } else {
+        let loader = BatchLoader::training(train, arguments.batch_size, arguments.seed)?;
+        let steps_per_epoch = loader.batch_count() as u64;
+        let steps = steps_per_epoch * arguments.fine_tune_epochs as u64;
+        let schedule = schedule(arguments.schedule, target, steps, steps_per_epoch);
+        let adam = Adam::new(AdamConfig::default().learning_rate(arguments.learning_rate))?;
+        let optimizer =
+            MaskedOptimizer::with_schedule(Box::new(adam), weights.clone(), schedule, scope)?;
+        let learning_rates = "cosine"
+            .parse::<ScheduleSpec>()?
+            .build(arguments.learning_rate, steps as usize)?;
+        let mut trainer = Trainer::new(Box::new(optimizer))
+            .loss(Loss::CrossEntropy)
+            .epochs(arguments.fine_tune_epochs)
+            .schedule(learning_rates)
+            .progress(ProgressMode::Auto);
+        trainer
+            .fit(&model, &store, |epoch| loader.epoch_batches(epoch))
+            .context("fine-tuning the pruned model failed")?;
+        Some(schedule)
+    };
+    let (layers, sparsity) = measured_sparsity(&weights)?;
+    let accuracy = measure::test_accuracy(&model, test)?;
+    let pruning = serde_json::json!({
+        "method": format!("{:?}", arguments.method).to_lowercase(),
+        "target_sparsity": target,
+        "sparsity": sparsity,
+        "biases": arguments.biases,
+        "fine_tune_epochs": arguments.fine_tune_epochs,
+        "schedule": schedule_used,
+        "learning_rate": arguments.learning_rate,
+        "dense_checkpoint": path.display().to_string(),
+        "dense_test_accuracy": dense_accuracy,
+    });
+    metadata.insert(PRUNING_KEY.into(), pruning.to_string());
+    metadata.insert("test_accuracy".into(), format!("{accuracy:.6}"));
+    // The dense run's training state does not describe this model: it cannot be resumed.
+    for key in [dl_train::RUN_FILES_KEY, dl_train::GLOBAL_STEP_KEY] {
+        metadata.remove(key);
+    }
+    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    dl_nn::save_checkpoint(out, &store, &metadata)
+        .with_context(|| format!("cannot save the pruned model to {}", out.display()))?;
+    let (images_per_second, _) = measure::images_per_second(test, measure::forward_fp32(&model))?;
+    Ok(Outcome {
+        target,
+        layers,
+        sparsity,
+        accuracy,
+        file_bytes: measure::file_bytes(out)?,
+        images_per_second,
+        path: out.to_path_buf(),
+    })
+}
+
+fn layer_text(layers: &[VariableSparsity]) -> String {
+    layers
+        .iter()
+        .map(|layer| format!("{} {:.1}%", layer.name, 100.0 * layer.sparsity()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn table(outcomes: &[Outcome], dense_accuracy: f64) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "| sparsity | test accuracy | Δ vs dense | file bytes | fp32 images/s (batch 1000) | per layer |"
+    );
+    let _ = writeln!(text, "|---|---|---|---|---|---|");
+    for outcome in outcomes {
+        let _ = writeln!(
+            text,
+            "| {:.4} | {:.2}% | {:+.2} pp | {} | {:.0} | {} |",
+            outcome.sparsity,
+            100.0 * outcome.accuracy,
+            100.0 * (outcome.accuracy - dense_accuracy),
+            outcome.file_bytes,
+            outcome.images_per_second,
+            layer_text(&outcome.layers)
+        );
+    }
+    text
+}
+
+fn csv_text(outcomes: &[Outcome], dense_accuracy: f64) -> String {
+    let mut text = String::from(
+        "target_sparsity,sparsity,test_accuracy,delta_pp,file_bytes,images_per_s,per_layer\n",
+    );
+    for outcome in outcomes {
+        let _ = writeln!(
+            text,
+            "{},{:.6},{:.6},{:.4},{},{:.1},\"{}\"",
+            outcome.target,
+            outcome.sparsity,
+            outcome.accuracy,
+            100.0 * (outcome.accuracy - dense_accuracy),
+            outcome.file_bytes,
+            outcome.images_per_second,
+            layer_text(&outcome.layers)
+        );
+    }
+    text
+}
+
+fn plot(path: &Path, outcomes: &[Outcome], dense_accuracy: f64) -> Result<()> {
+    let points = |pick: &dyn Fn(&Outcome) -> f64| -> Vec<(f64, f64)> {
+        outcomes
+            .iter()
+            .map(|outcome| (outcome.sparsity, pick(outcome)))
+            .collect()
+    };
+    let dense_line = vec![
+        (outcomes[0].sparsity.min(0.0), 100.0 * dense_accuracy),
+        (
+            outcomes[outcomes.len() - 1].sparsity,
+            100.0 * dense_accuracy,
+        ),
+    ];
+    let panels = [Panel {
+        title: "test accuracy (%) against sparsity".into(),
+        x_label: "sparsity".into(),
+        curves: vec![
+            (
+                "pruned + fine-tuned".into(),
+                points(&|o| 100.0 * o.accuracy),
+            ),
+            ("dense".into(), dense_line),
+        ],
+    }];
+    plot_panels_png(path, "the pruning sweep", &panels)?;
+    Ok(())
+}

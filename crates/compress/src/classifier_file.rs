@@ -1,0 +1,96 @@
+//! Checkpoint → ready classifier, whatever its precision: an fp32 (or pruned, or
+//! half-precision) checkpoint through `dl_models`, an int8 one through [`decode_int8`]. The
+//! file says what it is, so `evaluate` and `predict` need no flag.
+
+use std::{collections::BTreeMap, path::Path};
+
+use dl_models::{load_image_classifier, ImageRecipe, LoadedImageClassifier, Recipe};
+use dl_nn::{Layer, VarStore};
+use dl_tensor::{DType, Device};
+
+use crate::{decode_int8, is_int8, read_metadata, QuantizedModel, Result};
+
+/// An int8 classifier rebuilt from its checkpoint.
+pub struct LoadedInt8Classifier {
+    /// The model.
+    pub model: QuantizedModel,
+    /// Its architecture, from the file's recipe.
+    pub recipe: ImageRecipe,
+    /// The file's metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A classifier of any precision.
+pub enum ClassifierFile {
+    /// Float weights (f32, or f16/bf16 widened on loading), pruned or not.
+    Float(LoadedImageClassifier),
+    /// Int8 weights run on the integer kernels.
+    Int8(LoadedInt8Classifier),
+}
+
+impl ClassifierFile {
+    /// The model, as a layer whose `forward` gives logits.
+    pub fn layer(&self) -> &dyn Layer {
+        match self {
+            Self::Float(loaded) => &loaded.model,
+            Self::Int8(loaded) => &loaded.model,
+        }
+    }
+
+    /// The architecture and dataset.
+    pub fn recipe(&self) -> &ImageRecipe {
+        match self {
+            Self::Float(loaded) => &loaded.recipe,
+            Self::Int8(loaded) => &loaded.recipe,
+        }
+    }
+
+    /// The file's metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        match self {
+            Self::Float(loaded) => &loaded.metadata,
+            Self::Int8(loaded) => &loaded.metadata,
+        }
+    }
+
+    /// `int8` or `float`, for messages.
+    pub fn precision(&self) -> &'static str {
+        match self {
+            Self::Float(_) => "float",
+            Self::Int8(_) => "int8",
+        }
+    }
+}
+
+/// Reads the classifier checkpoint at `path`: int8 models run on the CPU, float ones on
+/// `device`.
+pub fn load_classifier(path: &Path, device: &Device) -> Result<ClassifierFile> {
+    // A file that cannot be read, or is not safetensors, gets dl-models' own messages.
+    let float = || -> Result<ClassifierFile> {
+        Ok(ClassifierFile::Float(load_image_classifier(path, device)?))
+    };
+    let Ok(bytes) = std::fs::read(path) else {
+        return float();
+    };
+    match read_metadata(path, &bytes) {
+        Ok(metadata) if is_int8(&metadata) => load_int8_classifier(path, &bytes, metadata),
+        _ => float(),
+    }
+}
+
+/// The int8 classifier in `bytes`, read from `path`, whose header holds `metadata`.
+fn load_int8_classifier(
+    path: &Path,
+    bytes: &[u8],
+    metadata: BTreeMap<String, String>,
+) -> Result<ClassifierFile> {
+    let recipe = Recipe::image_classifier(path, &metadata)?;
+    let store = VarStore::new(&Device::Cpu, DType::F32, 0);
+    let architecture = recipe.build(&store)?;
+    let model = decode_int8(path, bytes, &architecture)?;
+    Ok(ClassifierFile::Int8(LoadedInt8Classifier {
+        model,
+        recipe,
+        metadata,
+    }))
+}
