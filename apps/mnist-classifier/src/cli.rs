@@ -292,8 +292,12 @@ pub struct QuantizeArgs {
     /// Calibrate to this percentile of the activations (e.g. 99.99) instead of their min/max.
     #[arg(long)]
     pub percentile: Option<f64>,
+    /// Write int8 in the compact format (pruned weights as bitmask or gaps, zstd) instead of
+    /// safetensors: the smallest file, for a pruned model.
+    #[arg(long)]
+    pub compact: bool,
     /// Where to save it (default: the checkpoint's name with .int8, .f16 or .bf16 before
-    /// .safetensors).
+    /// .safetensors, or .int8.dlc for --compact).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Do not download missing data.

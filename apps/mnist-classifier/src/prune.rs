@@ -8,14 +8,15 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use dl_compress::{
-    measured_sparsity, prunable_weights, prune_by_magnitude, MaskedOptimizer, PrunableSelection,
-    PruneScope, PruningSchedule, Sparsity, VariableSparsity,
+    encode_compact, measured_sparsity, prunable_weights, prune_by_magnitude, Calibration,
+    MaskedOptimizer, PrunableSelection, PruneScope, PruningSchedule, QuantizedModel, Sparsity,
+    VariableSparsity, QUANTIZATION_KEY,
 };
 use dl_data::{BatchLoader, ImageSet};
 use dl_models::{checkpoint_file, load_image_classifier, LoadedImageClassifier};
 use dl_nn::Loss;
 use dl_optim::{Adam, AdamConfig, ScheduleSpec};
-use dl_tensor::{Device, DeviceChoice};
+use dl_tensor::{Device, DeviceChoice, IndexOp};
 use dl_train::{plot_panels_png, Panel, ProgressMode, Trainer};
 
 use crate::{
@@ -23,6 +24,9 @@ use crate::{
     data::load_images,
     measure,
 };
+
+/// Training images that calibrate the int8 version of each pruned model in the table.
+const CALIBRATION_IMAGES: usize = 1000;
 
 /// The checkpoint metadata entry describing how a model was pruned (JSON).
 pub const PRUNING_KEY: &str = "pruning";
@@ -35,6 +39,10 @@ struct Outcome {
     accuracy: f64,
     file_bytes: u64,
     images_per_second: f64,
+    /// The pruned model quantized to int8 (calibrated on 1,000 training images).
+    int8_accuracy: f64,
+    /// Bytes of that int8 model in the compact format.
+    compact_bytes: usize,
     path: PathBuf,
 }
 
@@ -105,12 +113,16 @@ pub fn run(arguments: &PruneArgs) -> Result<()> {
         );
         outcomes.push(outcome);
     }
-    let table = table(&outcomes, dense_accuracy);
+    let dense_bytes = measure::file_bytes(&path)?;
+    let table = table(&outcomes, dense_accuracy, dense_bytes);
     print!("{table}");
     if arguments.sweep.is_some() {
         let csv = with_suffix(&arguments.out, "-sweep.csv");
-        dl_nn::write_atomically(&csv, csv_text(&outcomes, dense_accuracy).as_bytes())
-            .with_context(|| format!("cannot write {}", csv.display()))?;
+        dl_nn::write_atomically(
+            &csv,
+            csv_text(&outcomes, dense_accuracy, dense_bytes).as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", csv.display()))?;
         let png = with_suffix(&arguments.out, "-sweep.png");
         plot(&png, &outcomes, dense_accuracy)?;
         println!("table {}, plot {}", csv.display(), png.display());
@@ -240,7 +252,14 @@ fn prune_one(
     dl_nn::save_checkpoint(out, &store, &metadata)
         .with_context(|| format!("cannot save the pruned model to {}", out.display()))?;
     let (images_per_second, _) = measure::images_per_second(test, measure::forward_fp32(&model))?;
+    let calibration = train.images.i(..CALIBRATION_IMAGES.min(train.len()))?;
+    let int8 = QuantizedModel::calibrate(&model, &calibration, Calibration::MinMax)?;
+    let int8_accuracy = measure::test_accuracy(&int8, test)?;
+    metadata.insert(QUANTIZATION_KEY.into(), "{\"precision\":\"int8\"}".into());
+    let compact_bytes = encode_compact(&int8, &metadata)?.len();
     Ok(Outcome {
+        int8_accuracy,
+        compact_bytes,
         target,
         layers,
         sparsity,
@@ -259,42 +278,50 @@ fn layer_text(layers: &[VariableSparsity]) -> String {
         .join(", ")
 }
 
-fn table(outcomes: &[Outcome], dense_accuracy: f64) -> String {
+fn table(outcomes: &[Outcome], dense_accuracy: f64, dense_bytes: u64) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "| sparsity | test accuracy | Δ vs dense | file bytes | fp32 images/s (batch 1000) | per layer |"
+        "| sparsity | test accuracy | Δ vs dense | file bytes | fp32 images/s (batch 1000) | int8 accuracy | int8 compact bytes | smaller than the dense file | per layer |"
     );
-    let _ = writeln!(text, "|---|---|---|---|---|---|");
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|");
     for outcome in outcomes {
         let _ = writeln!(
             text,
-            "| {:.4} | {:.2}% | {:+.2} pp | {} | {:.0} | {} |",
+            "| {:.4} | {:.2}% | {:+.2} pp | {} | {:.0} | {:.2}% ({:+.2} pp) | {} | {:.1}x | {} |",
             outcome.sparsity,
             100.0 * outcome.accuracy,
             100.0 * (outcome.accuracy - dense_accuracy),
             outcome.file_bytes,
             outcome.images_per_second,
+            100.0 * outcome.int8_accuracy,
+            100.0 * (outcome.int8_accuracy - dense_accuracy),
+            outcome.compact_bytes,
+            dense_bytes as f64 / outcome.compact_bytes as f64,
             layer_text(&outcome.layers)
         );
     }
     text
 }
 
-fn csv_text(outcomes: &[Outcome], dense_accuracy: f64) -> String {
+fn csv_text(outcomes: &[Outcome], dense_accuracy: f64, dense_bytes: u64) -> String {
     let mut text = String::from(
-        "target_sparsity,sparsity,test_accuracy,delta_pp,file_bytes,images_per_s,per_layer\n",
+        "target_sparsity,sparsity,test_accuracy,delta_pp,file_bytes,images_per_s,int8_test_accuracy,int8_delta_pp,compact_bytes,compression,per_layer\n",
     );
     for outcome in outcomes {
         let _ = writeln!(
             text,
-            "{},{:.6},{:.6},{:.4},{},{:.1},\"{}\"",
+            "{},{:.6},{:.6},{:.4},{},{:.1},{:.6},{:.4},{},{:.2},\"{}\"",
             outcome.target,
             outcome.sparsity,
             outcome.accuracy,
             100.0 * (outcome.accuracy - dense_accuracy),
             outcome.file_bytes,
             outcome.images_per_second,
+            outcome.int8_accuracy,
+            100.0 * (outcome.int8_accuracy - dense_accuracy),
+            outcome.compact_bytes,
+            dense_bytes as f64 / outcome.compact_bytes as f64,
             layer_text(&outcome.layers)
         );
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dl_compress::{save_int8, Calibration, QuantizedModel, QUANTIZATION_KEY};
+use dl_compress::{save_compact, save_int8, Calibration, QuantizedModel, QUANTIZATION_KEY};
 use dl_models::{checkpoint_file, load_image_classifier};
 use dl_tensor::{DType, DeviceChoice, IndexOp};
 
@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The default output: `model.safetensors` → `model.int8.safetensors`.
-fn default_out(checkpoint: &Path, precision: Precision) -> PathBuf {
+fn default_out(checkpoint: &Path, precision: Precision, compact: bool) -> PathBuf {
     let stem = checkpoint.file_stem().map_or_else(
         || "model".into(),
         |stem| stem.to_string_lossy().into_owned(),
@@ -26,7 +26,8 @@ fn default_out(checkpoint: &Path, precision: Precision) -> PathBuf {
         Precision::F16 => "f16",
         Precision::Bf16 => "bf16",
     };
-    checkpoint.with_file_name(format!("{stem}.{tag}.safetensors"))
+    let extension = if compact { "dlc" } else { "safetensors" };
+    checkpoint.with_file_name(format!("{stem}.{tag}.{extension}"))
 }
 
 /// Runs `quantize`.
@@ -53,7 +54,10 @@ pub fn run(arguments: &QuantizeArgs) -> Result<()> {
     let out = arguments
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&path, arguments.precision));
+        .unwrap_or_else(|| default_out(&path, arguments.precision, arguments.compact));
+    if arguments.compact && arguments.precision != Precision::Int8 {
+        bail!("--compact stores int8 models: drop --precision or use --precision int8");
+    }
     let data = DataArgs {
         dataset: loaded.recipe.dataset.into(),
         ..arguments.data.clone()
@@ -99,12 +103,20 @@ pub fn run(arguments: &QuantizeArgs) -> Result<()> {
             });
             metadata.insert(QUANTIZATION_KEY.into(), description.to_string());
             metadata.insert("test_accuracy".into(), format!("{accuracy:.6}"));
-            save_int8(&out, &quantized, &metadata)?;
+            if arguments.compact {
+                save_compact(&out, &quantized, &metadata)?;
+            } else {
+                save_int8(&out, &quantized, &metadata)?;
+            }
+            let format = if arguments.compact { ", compact" } else { "" };
             (
                 accuracy,
                 speed,
                 single,
-                format!("int8 ({} kernel)", dl_tensor::kernels::int8::backend()),
+                format!(
+                    "int8{format} ({} kernel)",
+                    dl_tensor::kernels::int8::backend()
+                ),
             )
         }
         Precision::F16 | Precision::Bf16 => {

@@ -1,5 +1,6 @@
 //! Checkpoint → ready classifier, whatever its precision: an fp32 (or pruned, or
-//! half-precision) checkpoint through `dl_models`, an int8 one through [`decode_int8`]. The
+//! half-precision) checkpoint through `dl_models`, an int8 one through [`decode_int8`], a
+//! compact one through [`decode_compact`]. The
 //! file says what it is, so `evaluate` and `predict` need no flag.
 
 use std::{collections::BTreeMap, path::Path};
@@ -8,7 +9,10 @@ use dl_models::{load_image_classifier, ImageRecipe, LoadedImageClassifier, Recip
 use dl_nn::{Layer, VarStore};
 use dl_tensor::{DType, Device};
 
-use crate::{decode_int8, is_int8, read_metadata, QuantizedModel, Result};
+use crate::{
+    compact_metadata, decode_compact, decode_int8, is_compact, is_int8, read_metadata,
+    QuantizedModel, Result,
+};
 
 /// An int8 classifier rebuilt from its checkpoint.
 pub struct LoadedInt8Classifier {
@@ -24,7 +28,7 @@ pub struct LoadedInt8Classifier {
 pub enum ClassifierFile {
     /// Float weights (f32, or f16/bf16 widened on loading), pruned or not.
     Float(LoadedImageClassifier),
-    /// Int8 weights run on the integer kernels.
+    /// Int8 weights (from an int8 or a compact file) run on the integer kernels.
     Int8(LoadedInt8Classifier),
 }
 
@@ -72,6 +76,17 @@ pub fn load_classifier(path: &Path, device: &Device) -> Result<ClassifierFile> {
     let Ok(bytes) = std::fs::read(path) else {
         return float();
     };
+    if is_compact(&bytes) {
+        let metadata = compact_metadata(path, &bytes)?;
+        let recipe = Recipe::image_classifier(path, &metadata)?;
+        let architecture = recipe.build(&VarStore::new(&Device::Cpu, DType::F32, 0))?;
+        let (model, metadata) = decode_compact(path, &bytes, &architecture)?;
+        return Ok(ClassifierFile::Int8(LoadedInt8Classifier {
+            model,
+            recipe,
+            metadata,
+        }));
+    }
     match read_metadata(path, &bytes) {
         Ok(metadata) if is_int8(&metadata) => load_int8_classifier(path, &bytes, metadata),
         _ => float(),

@@ -35,6 +35,7 @@
 
 mod calibration;
 mod classifier_file;
+mod compact;
 mod error;
 mod int8_file;
 mod magnitude;
@@ -46,6 +47,10 @@ mod sparsity;
 
 pub use calibration::{Calibration, RangeObserver};
 pub use classifier_file::{load_classifier, ClassifierFile, LoadedInt8Classifier};
+pub use compact::{
+    compact_metadata, decode_compact, encode_compact, is_compact, save_compact, WeightEncoding,
+    COMPACT_MAGIC,
+};
 pub use error::{CompressError, Result};
 pub use int8_file::{
     decode_int8, encode_int8, is_int8, load_int8, read_metadata, save_int8, INT8_FORMAT,
