@@ -200,7 +200,7 @@ impl<'a> Body<'a> {
     }
 
     fn f32s(&mut self, count: usize, what: &str) -> Result<Vec<f32>> {
-        let bytes = self.take(count.checked_mul(4).unwrap_or(usize::MAX), what)?;
+        let bytes = self.take(count.saturating_mul(4), what)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
@@ -233,7 +233,7 @@ fn decode_weights(
             }
         }
         WeightEncoding::Gaps => {
-            if coded.len() % 2 != 0 {
+            if !coded.len().is_multiple_of(2) {
                 return Err("the gap coding has an odd number of bytes".into());
             }
             let mut position = 0usize;
