@@ -206,6 +206,9 @@ pub enum PruneMethod {
     Global,
     /// The same share of every layer's weights.
     Layer,
+    /// Whole filters and units with the smallest L2 norm, physically removed: a smaller,
+    /// faster model (--sparsity is then the share of filters and units removed).
+    Structured,
 }
 
 /// How `prune` raises the sparsity while fine-tuning.

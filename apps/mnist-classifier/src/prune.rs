@@ -2,6 +2,7 @@
 //! 2015, Zhu & Gupta 2017), one model or a sweep of sparsities with its table, CSV and plot.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     path::{Path, PathBuf},
 };
@@ -10,13 +11,15 @@ use anyhow::{bail, Context, Result};
 use dl_compress::{
     encode_compact, measured_sparsity, prunable_weights, prune_by_magnitude, Calibration,
     MaskedOptimizer, PrunableSelection, PruneScope, PruningSchedule, QuantizedModel, Sparsity,
-    VariableSparsity, QUANTIZATION_KEY,
+    StructuredPlan, VariableSparsity, QUANTIZATION_KEY,
 };
 use dl_data::{BatchLoader, ImageSet};
-use dl_models::{checkpoint_file, load_image_classifier, LoadedImageClassifier};
-use dl_nn::Loss;
-use dl_optim::{Adam, AdamConfig, ScheduleSpec};
-use dl_tensor::{Device, DeviceChoice, IndexOp};
+use dl_models::{
+    checkpoint_file, load_image_classifier, ImageRecipe, LayerWidths, LoadedImageClassifier, Recipe,
+};
+use dl_nn::{Loss, Sequential, VarStore};
+use dl_optim::{Adam, AdamConfig, Optimizer, ScheduleSpec};
+use dl_tensor::{DType, Device, DeviceChoice, IndexOp};
 use dl_train::{plot_panels_png, Panel, ProgressMode, Trainer};
 
 use crate::{
@@ -189,44 +192,132 @@ fn prune_one(
     dense_accuracy: f64,
 ) -> Result<Outcome> {
     let LoadedImageClassifier {
-        model,
+        model: dense,
+        recipe,
         mut metadata,
-        ..
     } = load_image_classifier(path, device)?;
-    let store = model.store().clone();
-    let selection = PrunableSelection {
-        biases: arguments.biases,
-    };
-    let weights = prunable_weights(&model, selection)?;
+    let loader = BatchLoader::training(train, arguments.batch_size, arguments.seed)?;
+    let steps_per_epoch = loader.batch_count() as u64;
+    let steps = steps_per_epoch * arguments.fine_tune_epochs as u64;
+    let adam = Adam::new(AdamConfig::default().learning_rate(arguments.learning_rate))?;
     let scope = match arguments.method {
         PruneMethod::Global => PruneScope::Global,
         PruneMethod::Layer => PruneScope::Layer,
+        PruneMethod::Structured => {
+            let plan = StructuredPlan::rank(&dense, Sparsity::new(target)?)?;
+            let narrow_recipe = ImageRecipe {
+                widths: Some(LayerWidths::new(&plan.widths()).map_err(anyhow::Error::msg)?),
+                ..recipe
+            };
+            let store = VarStore::new(device, DType::F32, arguments.seed);
+            let model = narrow_recipe.build(&store)?;
+            plan.transfer(&dense, &model)?;
+            metadata.extend(Recipe::ImageClassifier(narrow_recipe).metadata()?);
+            fine_tune(arguments, &model, Box::new(adam), &loader, steps)?;
+            let layers = plan
+                .kept
+                .iter()
+                .zip(recipe.model.default_widths())
+                .map(|((name, kept), &width)| VariableSparsity {
+                    name: name.clone(),
+                    total: width,
+                    zeros: width - kept.len(),
+                })
+                .collect();
+            let sparsity = 1.0 - model.parameter_count() as f64 / dense.parameter_count() as f64;
+            return finish(
+                arguments,
+                path,
+                train,
+                test,
+                target,
+                out,
+                dense_accuracy,
+                metadata,
+                model,
+                layers,
+                sparsity,
+                None,
+            );
+        }
     };
+    let model = dense;
+    let weights = prunable_weights(
+        &model,
+        PrunableSelection {
+            biases: arguments.biases,
+        },
+    )?;
     let schedule_used = if arguments.fine_tune_epochs == 0 {
         prune_by_magnitude(&weights, Sparsity::new(target)?.into(), scope)?;
         None
     } else {
-        let loader = BatchLoader::training(train, arguments.batch_size, arguments.seed)?;
-        let steps_per_epoch = loader.batch_count() as u64;
-        let steps = steps_per_epoch * arguments.fine_tune_epochs as u64;
         let schedule = schedule(arguments.schedule, target, steps, steps_per_epoch);
-        let adam = Adam::new(AdamConfig::default().learning_rate(arguments.learning_rate))?;
         let optimizer =
             MaskedOptimizer::with_schedule(Box::new(adam), weights.clone(), schedule, scope)?;
-        let learning_rates = "cosine"
-            .parse::<ScheduleSpec>()?
-            .build(arguments.learning_rate, steps as usize)?;
-        let mut trainer = Trainer::new(Box::new(optimizer))
-            .loss(Loss::CrossEntropy)
-            .epochs(arguments.fine_tune_epochs)
-            .schedule(learning_rates)
-            .progress(ProgressMode::Auto);
-        trainer
-            .fit(&model, &store, |epoch| loader.epoch_batches(epoch))
-            .context("fine-tuning the pruned model failed")?;
+        fine_tune(arguments, &model, Box::new(optimizer), &loader, steps)?;
         Some(schedule)
     };
     let (layers, sparsity) = measured_sparsity(&weights)?;
+    finish(
+        arguments,
+        path,
+        train,
+        test,
+        target,
+        out,
+        dense_accuracy,
+        metadata,
+        model,
+        layers,
+        sparsity,
+        schedule_used,
+    )
+}
+
+/// Fine-tunes `model` for `--fine-tune-epochs` with `optimizer` (its learning rate annealed to
+/// 0 along a cosine over `steps`); nothing when that is 0.
+fn fine_tune(
+    arguments: &PruneArgs,
+    model: &Sequential,
+    optimizer: Box<dyn Optimizer>,
+    loader: &BatchLoader,
+    steps: u64,
+) -> Result<()> {
+    if arguments.fine_tune_epochs == 0 {
+        return Ok(());
+    }
+    let learning_rates = "cosine"
+        .parse::<ScheduleSpec>()?
+        .build(arguments.learning_rate, steps as usize)?;
+    let mut trainer = Trainer::new(optimizer)
+        .loss(Loss::CrossEntropy)
+        .epochs(arguments.fine_tune_epochs)
+        .schedule(learning_rates)
+        .progress(ProgressMode::Auto);
+    trainer
+        .fit(model, model.store(), |epoch| loader.epoch_batches(epoch))
+        .context("fine-tuning the pruned model failed")?;
+    Ok(())
+}
+
+/// Measures, describes and saves one pruned model.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    arguments: &PruneArgs,
+    path: &Path,
+    train: &ImageSet,
+    test: &ImageSet,
+    target: f64,
+    out: &Path,
+    dense_accuracy: f64,
+    mut metadata: BTreeMap<String, String>,
+    model: Sequential,
+    layers: Vec<VariableSparsity>,
+    sparsity: f64,
+    schedule_used: Option<PruningSchedule>,
+) -> Result<Outcome> {
+    let store = model.store().clone();
     let accuracy = measure::test_accuracy(&model, test)?;
     let pruning = serde_json::json!({
         "method": format!("{:?}", arguments.method).to_lowercase(),

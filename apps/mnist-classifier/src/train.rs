@@ -110,6 +110,7 @@ impl Plan {
                     .dropout
                     .unwrap_or(arguments.model.default_dropout()),
                 dataset: arguments.data.dataset.dataset(),
+                widths: None,
             },
         };
         Ok(Self { run, recipe })

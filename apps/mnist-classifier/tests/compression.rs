@@ -171,3 +171,66 @@ fn a_sweep_writes_its_table_csv_and_plot() {
         assert!((zeros_share(&file, &["dense.weight"]) - target).abs() < 1e-3);
     }
 }
+
+#[test]
+fn structured_pruning_writes_a_narrower_model_that_loads() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let data = synthetic_data(dir);
+    let dense = dir.join("dense.safetensors");
+    let output = train(&data, &dense, &["--model", "course-cnn", "--epochs", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let narrow = dir.join("narrow.safetensors");
+    let output = run(&[
+        "prune",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        dense.to_str().unwrap(),
+        "--method",
+        "structured",
+        "--sparsity",
+        "0.5",
+        "--out",
+        narrow.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let checkpoint = dl_nn::Checkpoint::load(&narrow).unwrap();
+    assert_eq!(checkpoint.tensors["conv2d.weight"].dims(), [16, 1, 3, 3]);
+    assert_eq!(
+        checkpoint.tensors["dense.weight"].dims(),
+        [64, 16 * 13 * 13]
+    );
+    assert_eq!(checkpoint.tensors["dense_1.weight"].dims(), [10, 64]);
+    let output = run(&[
+        "evaluate",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        narrow.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    // and it quantizes like any model
+    let output = run(&[
+        "quantize",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        narrow.to_str().unwrap(),
+        "--compact",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = run(&[
+        "evaluate",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        dir.join("narrow.int8.dlc").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("int8"));
+}

@@ -4,7 +4,8 @@
 //! - **Pruning** removes weights. [`prune_by_magnitude`] zeroes those of smallest |w|, per layer
 //!   or with one global threshold (Han et al. 2015); [`MaskedOptimizer`] fine-tunes the rest
 //!   while keeping the removed ones at exactly zero, optionally pruning gradually along a
-//!   [`PruningSchedule`] (Zhu & Gupta 2017).
+//!   [`PruningSchedule`] (Zhu & Gupta 2017). [`StructuredPlan`] removes whole filters and units
+//!   by L2 norm, so the model really shrinks (Li et al. 2017).
 //!
 //! - **Quantization** stores weights as int8 and runs inference on integers:
 //!   [`QuantizedModel::calibrate`] measures each layer's input range on training images and
@@ -44,6 +45,7 @@ mod masks;
 mod quantized;
 mod schedule;
 mod sparsity;
+mod structured;
 
 pub use calibration::{Calibration, RangeObserver};
 pub use classifier_file::{load_classifier, ClassifierFile, LoadedInt8Classifier};
@@ -65,3 +67,4 @@ pub use masks::{
 pub use quantized::{QuantizedKind, QuantizedLayer, QuantizedModel};
 pub use schedule::PruningSchedule;
 pub use sparsity::{PruneAmount, Sparsity};
+pub use structured::StructuredPlan;

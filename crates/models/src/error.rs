@@ -31,6 +31,16 @@ pub enum ModelsError {
         /// What is wrong with its metadata.
         problem: String,
     },
+    /// Hidden-layer widths that do not fit the architecture.
+    #[error("{model} has {expected} hidden layers, so it takes {expected} positive widths, not {widths:?}")]
+    BadWidths {
+        /// The architecture.
+        model: &'static str,
+        /// The widths given.
+        widths: Vec<usize>,
+        /// How many it takes.
+        expected: usize,
+    },
     /// An error from the layers or the checkpoint file.
     #[error(transparent)]
     Nn(#[from] dl_nn::NnError),

@@ -65,22 +65,54 @@ impl ImageModel {
         }
     }
 
+    /// The filters or units of each hidden Conv2D and Dense layer, in order (the output
+    /// layer's 10 classes excluded): what structured pruning narrows.
+    pub fn default_widths(self) -> &'static [usize] {
+        match self {
+            Self::Logreg => &[],
+            Self::Mlp => &[512, 256],
+            Self::CourseCnn => &[32, 128],
+            Self::Lenet5 => &[6, 16, 120, 84],
+            Self::Cnn => &[32, 64, 128],
+        }
+    }
+
     /// Builds the network's layers and variables in `store`.
     pub fn build(self, store: &VarStore, dropout: f32) -> Result<Sequential> {
+        self.build_with_widths(store, dropout, self.default_widths())
+    }
+
+    /// Builds the network with `widths` filters or units in its hidden layers instead of the
+    /// defaults (see [`ImageModel::default_widths`]): a structurally pruned model.
+    pub fn build_with_widths(
+        self,
+        store: &VarStore,
+        dropout: f32,
+        widths: &[usize],
+    ) -> Result<Sequential> {
+        let defaults = self.default_widths();
+        if widths.len() != defaults.len() || widths.contains(&0) {
+            return Err(ModelsError::BadWidths {
+                model: self.name(),
+                widths: widths.to_vec(),
+                expected: defaults.len(),
+            });
+        }
+        let w = |index: usize| widths[index];
         let builder = Sequential::builder(&store.root(), &IMAGE_SHAPE);
         let model = match self {
             Self::Logreg => builder.flatten()?.dense(10, Activation::Softmax)?.build(),
             Self::Mlp => builder
                 .flatten()?
-                .dense(512, Activation::Relu)?
+                .dense(w(0), Activation::Relu)?
                 .dropout(dropout)?
-                .dense(256, Activation::Relu)?
+                .dense(w(1), Activation::Relu)?
                 .dropout(dropout)?
                 .dense(10, Activation::Softmax)?
                 .build(),
             Self::CourseCnn => {
                 let with_dropout = builder
-                    .conv2d(32, 3, Activation::Relu)?
+                    .conv2d(w(0), 3, Activation::Relu)?
                     .max_pool2d(2)?
                     .flatten()?;
                 let with_dropout = if dropout > 0.0 {
@@ -89,32 +121,32 @@ impl ImageModel {
                     with_dropout
                 };
                 with_dropout
-                    .dense(128, Activation::Relu)?
+                    .dense(w(1), Activation::Relu)?
                     .dense(10, Activation::Softmax)?
                     .build()
             }
             Self::Lenet5 => builder
-                .conv2d_with(6, Conv2dConfig::new(5).padding(2), Activation::Relu)?
+                .conv2d_with(w(0), Conv2dConfig::new(5).padding(2), Activation::Relu)?
                 .max_pool2d(2)?
-                .conv2d(16, 5, Activation::Relu)?
+                .conv2d(w(1), 5, Activation::Relu)?
                 .max_pool2d(2)?
                 .flatten()?
-                .dense(120, Activation::Relu)?
-                .dense(84, Activation::Relu)?
+                .dense(w(2), Activation::Relu)?
+                .dense(w(3), Activation::Relu)?
                 .dense(10, Activation::Softmax)?
                 .build(),
             Self::Cnn => builder
-                .conv2d_with(32, Conv2dConfig::new(3).padding(1), Activation::Identity)?
+                .conv2d_with(w(0), Conv2dConfig::new(3).padding(1), Activation::Identity)?
                 .batch_norm()?
                 .activation(Activation::Relu)?
                 .max_pool2d(2)?
-                .conv2d_with(64, Conv2dConfig::new(3).padding(1), Activation::Identity)?
+                .conv2d_with(w(1), Conv2dConfig::new(3).padding(1), Activation::Identity)?
                 .batch_norm()?
                 .activation(Activation::Relu)?
                 .max_pool2d(2)?
                 .dropout(dropout)?
                 .flatten()?
-                .dense(128, Activation::Relu)?
+                .dense(w(2), Activation::Relu)?
                 .dropout((2.0 * dropout).min(0.5))?
                 .dense(10, Activation::Softmax)?
                 .build(),
@@ -153,6 +185,59 @@ pub struct ImageRecipe {
     pub dropout: f32,
     /// The dataset it was trained on (for class names and evaluation).
     pub dataset: ImageDataset,
+    /// Narrower hidden layers than the architecture's defaults, after structured pruning
+    /// (absent for a model of the default widths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<LayerWidths>,
+}
+
+/// The most hidden layers a zoo model has (LeNet-5's four).
+const MAX_HIDDEN_LAYERS: usize = 4;
+
+/// The filters or units of each hidden layer of a structurally pruned model, in order; stored
+/// in the recipe as a JSON list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Vec<usize>", try_from = "Vec<usize>")]
+pub struct LayerWidths {
+    values: [usize; MAX_HIDDEN_LAYERS],
+    count: usize,
+}
+
+impl LayerWidths {
+    /// The widths `values`; more than four layers is an error.
+    pub fn new(values: &[usize]) -> std::result::Result<Self, String> {
+        if values.len() > MAX_HIDDEN_LAYERS {
+            return Err(format!(
+                "{} widths given; the zoo's models have at most {MAX_HIDDEN_LAYERS} hidden layers",
+                values.len()
+            ));
+        }
+        let mut stored = [0; MAX_HIDDEN_LAYERS];
+        stored[..values.len()].copy_from_slice(values);
+        Ok(Self {
+            values: stored,
+            count: values.len(),
+        })
+    }
+
+    /// The widths.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.values[..self.count]
+    }
+}
+
+impl From<LayerWidths> for Vec<usize> {
+    fn from(widths: LayerWidths) -> Self {
+        widths.as_slice().to_vec()
+    }
+}
+
+impl TryFrom<Vec<usize>> for LayerWidths {
+    type Error = String;
+
+    fn try_from(values: Vec<usize>) -> std::result::Result<Self, String> {
+        Self::new(&values)
+    }
 }
 
 impl ImageRecipe {
@@ -162,11 +247,17 @@ impl ImageRecipe {
             model,
             dropout: model.default_dropout(),
             dataset,
+            widths: None,
         }
     }
 
     /// Builds the network, with fresh weights drawn from `store`'s seed.
     pub fn build(&self, store: &VarStore) -> Result<Sequential> {
-        self.model.build(store, self.dropout)
+        match &self.widths {
+            Some(widths) => self
+                .model
+                .build_with_widths(store, self.dropout, widths.as_slice()),
+            None => self.model.build(store, self.dropout),
+        }
     }
 }

@@ -275,6 +275,7 @@ fn legacy_entry(path: &Path, metadata: &BTreeMap<String, String>) -> Result<Reci
                 model,
                 dropout: number("dropout")?,
                 dataset,
+                widths: None,
             }))
         }
         Some(LANGUAGE_MODEL_APP) => Ok(RecipeEntry::LanguageModel {

@@ -77,6 +77,7 @@ fn an_image_classifier_comes_back_from_its_checkpoint() {
         model: ImageModel::Lenet5,
         dropout: 0.0,
         dataset: ImageDataset::FashionMnist,
+        widths: None,
     };
     let store = VarStore::new(&Device::Cpu, DType::F32, 5);
     let trained = recipe.build(&store).unwrap();
@@ -134,7 +135,8 @@ fn a_classifier_checkpoint_of_the_previous_format_still_loads() {
         ImageRecipe {
             model: ImageModel::Mlp,
             dropout: 0.2,
-            dataset: ImageDataset::Mnist
+            dataset: ImageDataset::Mnist,
+            widths: None,
         }
     );
     assert_eq!(loaded.metadata["test_accuracy"], "0.984300");
@@ -250,4 +252,35 @@ fn a_checkpoint_of_another_kind_is_refused_with_what_it_holds() {
         load_image_classifier(&mismatched, &Device::Cpu),
         "mismatched.safetensors",
     );
+}
+
+#[test]
+fn a_narrowed_classifier_comes_back_from_its_checkpoint() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("narrow.safetensors");
+    let recipe = ImageRecipe {
+        widths: Some(dl_models::LayerWidths::new(&[5, 11, 70, 33]).unwrap()),
+        ..ImageRecipe::new(ImageModel::Lenet5, ImageDataset::Mnist)
+    };
+    let store = VarStore::new(&Device::Cpu, DType::F32, 3);
+    let model = recipe.build(&store).unwrap();
+    // conv 1→5 (5x5), conv 5→11 (5x5), 11·5·5 → 70 → 33 → 10, with biases
+    let expected =
+        (25 + 1) * 5 + (5 * 25 + 1) * 11 + (275 + 1) * 70 + (70 + 1) * 33 + (33 + 1) * 10;
+    assert_eq!(model.parameter_count(), expected);
+    dl_nn::save_checkpoint(
+        &path,
+        &store,
+        &Recipe::ImageClassifier(recipe).metadata().unwrap(),
+    )
+    .unwrap();
+    let loaded = load_image_classifier(&path, &Device::Cpu).unwrap();
+    assert_eq!(loaded.recipe, recipe);
+    assert_eq!(loaded.model.parameter_count(), expected);
+    let wrong = ImageModel::CourseCnn
+        .build_with_widths(&VarStore::new(&Device::Cpu, DType::F32, 0), 0.0, &[4])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(wrong.contains("2 positive widths"), "{wrong}");
 }
