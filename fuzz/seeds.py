@@ -28,16 +28,30 @@ def idx(dims, data, kind=0x08):
 
 
 def safetensors(tensors, metadata):
-    """tensors: name -> (shape, list of floats), stored as little-endian f32."""
+    """tensors: name -> (shape, list of floats) stored as little-endian f32, or
+    (shape, bytes, dtype) stored as they are."""
     header, body = {}, b""
-    for name, (shape, values) in sorted(tensors.items()):
-        data = struct.pack("<%df" % len(values), *values)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(body), len(body) + len(data)]}
+    for name, entry in sorted(tensors.items()):
+        shape, values = entry[0], entry[1]
+        dtype = entry[2] if len(entry) > 2 else "F32"
+        data = values if dtype != "F32" else struct.pack("<%df" % len(values), *values)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(body), len(body) + len(data)]}
         body += data
     header["__metadata__"] = metadata
     encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
     return struct.pack("<Q", len(encoded)) + encoded + body
+
+
+def zstd_raw(data):
+    """A zstd frame holding `data` in raw (stored) blocks: what a zstd reader accepts, written
+    without a compressor."""
+    frame = struct.pack("<I", 0xFD2FB528) + bytes([0x00, 0x50])  # no checksum; 1 MiB window
+    chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)] or [b""]
+    for index, chunk in enumerate(chunks):
+        last = 1 if index == len(chunks) - 1 else 0
+        frame += struct.pack("<I", last | (len(chunk) << 3))[:3] + chunk
+    return frame
 
 
 def values(count, scale=0.01):
@@ -94,6 +108,23 @@ def main():
     gan_recipe = {"task": "gan", "model": "mlp", "width": 1, "latent_dim": 1, "conditional": False, "dataset": "mnist"}
     write("checkpoint", "gan.safetensors", safetensors(
         gan, {"format": "pt", "app": "mnist-gan", "recipe": json.dumps(gan_recipe)}))
+
+    # The logistic regression in int8 (safetensors) and in the compact format, half its weights
+    # pruned (bitmask coding).
+    int8_weights = bytes(((i * 37) % 11 - 5) & 0xFF if i % 2 else 0 for i in range(7840))
+    int8 = {"dense.weight": ([10, 784], int8_weights, "I8"), "dense.weight_scale": ([10], [0.01] * 10),
+            "dense.bias": ([10], values(10)), "dense.input_quantization": ([2], [1 / 255, 0.0])}
+    int8_metadata = {"format": "dl-compress int8 1", "app": "mnist-classifier", "recipe": json.dumps(recipe),
+                     "quantization": json.dumps({"precision": "int8"})}
+    write("compressed_model", "logreg.int8.safetensors", safetensors(int8, int8_metadata))
+    mask = bytes(0b10101010 for _ in range(7840 // 8))
+    nonzero = bytes(b for b in int8_weights[1::2])
+    layer = {"name": "dense", "shape": [10, 784], "encoding": "bitmask",
+             "weight_bytes": len(mask) + len(nonzero), "entries": len(nonzero)}
+    header = json.dumps({"version": 1, "metadata": int8_metadata, "layers": [layer]}).encode()
+    body = (struct.pack("<I", len(header)) + header + mask + nonzero + struct.pack("<10f", *[0.01] * 10)
+            + struct.pack("<10f", *values(10)) + struct.pack("<2f", 1 / 255, 0.0))
+    write("compressed_model", "logreg.dlc", b"DLCOMPCT" + zstd_raw(body))
 
     # Adam's state for one variable, in the current and the first format.
     moments = {"w.exp_avg": ([2, 2], values(4)), "w.exp_avg_sq": ([2, 2], [0.001] * 4)}

@@ -76,20 +76,33 @@ pub fn load_classifier(path: &Path, device: &Device) -> Result<ClassifierFile> {
     let Ok(bytes) = std::fs::read(path) else {
         return float();
     };
-    if is_compact(&bytes) {
-        let metadata = compact_metadata(path, &bytes)?;
+    match int8_classifier_from_bytes(path, &bytes)? {
+        Some(loaded) => Ok(ClassifierFile::Int8(loaded)),
+        None => float(),
+    }
+}
+
+/// The int8 classifier in `bytes` (read from `path`) when they hold an int8 checkpoint or a
+/// compact file, `None` for anything else (a float checkpoint, or bytes that are no model).
+/// The architecture comes from the file's recipe; every tensor is checked against it.
+pub fn int8_classifier_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Option<LoadedInt8Classifier>> {
+    if is_compact(bytes) {
+        let metadata = compact_metadata(path, bytes)?;
         let recipe = Recipe::image_classifier(path, &metadata)?;
         let architecture = recipe.build(&VarStore::new(&Device::Cpu, DType::F32, 0))?;
-        let (model, metadata) = decode_compact(path, &bytes, &architecture)?;
-        return Ok(ClassifierFile::Int8(LoadedInt8Classifier {
+        let (model, metadata) = decode_compact(path, bytes, &architecture)?;
+        return Ok(Some(LoadedInt8Classifier {
             model,
             recipe,
             metadata,
         }));
     }
-    match read_metadata(path, &bytes) {
-        Ok(metadata) if is_int8(&metadata) => load_int8_classifier(path, &bytes, metadata),
-        _ => float(),
+    match read_metadata(path, bytes) {
+        Ok(metadata) if is_int8(&metadata) => load_int8_classifier(path, bytes, metadata).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -98,14 +111,14 @@ fn load_int8_classifier(
     path: &Path,
     bytes: &[u8],
     metadata: BTreeMap<String, String>,
-) -> Result<ClassifierFile> {
+) -> Result<LoadedInt8Classifier> {
     let recipe = Recipe::image_classifier(path, &metadata)?;
     let store = VarStore::new(&Device::Cpu, DType::F32, 0);
     let architecture = recipe.build(&store)?;
     let model = decode_int8(path, bytes, &architecture)?;
-    Ok(ClassifierFile::Int8(LoadedInt8Classifier {
+    Ok(LoadedInt8Classifier {
         model,
         recipe,
         metadata,
-    }))
+    })
 }

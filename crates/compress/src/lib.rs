@@ -48,7 +48,9 @@ mod sparsity;
 mod structured;
 
 pub use calibration::{Calibration, RangeObserver};
-pub use classifier_file::{load_classifier, ClassifierFile, LoadedInt8Classifier};
+pub use classifier_file::{
+    int8_classifier_from_bytes, load_classifier, ClassifierFile, LoadedInt8Classifier,
+};
 pub use compact::{
     compact_metadata, decode_compact, encode_compact, is_compact, save_compact, WeightEncoding,
     COMPACT_MAGIC,

@@ -32,7 +32,7 @@ pub enum ModelsError {
         problem: String,
     },
     /// Hidden-layer widths that do not fit the architecture.
-    #[error("{model} has {expected} hidden layers, so it takes {expected} positive widths, not {widths:?}")]
+    #[error("{model} has {expected} hidden layers, so it takes {expected} positive widths, none above the default ({defaults:?}), not {widths:?}")]
     BadWidths {
         /// The architecture.
         model: &'static str,
@@ -40,6 +40,8 @@ pub enum ModelsError {
         widths: Vec<usize>,
         /// How many it takes.
         expected: usize,
+        /// The architecture's own widths, the largest allowed.
+        defaults: &'static [usize],
     },
     /// An error from the layers or the checkpoint file.
     #[error(transparent)]

@@ -91,11 +91,16 @@ impl ImageModel {
         widths: &[usize],
     ) -> Result<Sequential> {
         let defaults = self.default_widths();
-        if widths.len() != defaults.len() || widths.contains(&0) {
+        let narrower = widths
+            .iter()
+            .zip(defaults)
+            .all(|(width, default)| width <= default);
+        if widths.len() != defaults.len() || widths.contains(&0) || !narrower {
             return Err(ModelsError::BadWidths {
                 model: self.name(),
                 widths: widths.to_vec(),
                 expected: defaults.len(),
+                defaults,
             });
         }
         let w = |index: usize| widths[index];

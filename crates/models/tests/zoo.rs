@@ -283,4 +283,17 @@ fn a_narrowed_classifier_comes_back_from_its_checkpoint() {
         .unwrap_err()
         .to_string();
     assert!(wrong.contains("2 positive widths"), "{wrong}");
+    let wider = ImageModel::Mlp
+        .build_with_widths(
+            &VarStore::new(&Device::Cpu, DType::F32, 0),
+            0.0,
+            &[4096, 256],
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wider.contains("none above the default ([512, 256])"),
+        "{wider}"
+    );
 }

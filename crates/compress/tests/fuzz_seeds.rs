@@ -1,0 +1,35 @@
+//! The fuzz corpus seeds of the compressed-model reader (written by `fuzz/seeds.py`, in Python,
+//! independently of this crate's writers) load as the models they describe: the readers accept
+//! what another implementation of the formats writes.
+
+use std::path::Path;
+
+#[test]
+fn the_python_written_seeds_load_and_agree() -> Result<(), Box<dyn std::error::Error>> {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/compressed_model");
+    let seeds = ["logreg.int8.safetensors", "logreg.dlc"];
+    if !corpus.join(seeds[0]).exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds.py");
+        let written = std::process::Command::new("python3").arg(&script).status();
+        if !matches!(written, Ok(status) if status.success()) {
+            eprintln!("skipped: python3 could not run fuzz/seeds.py to write the seeds");
+            return Ok(());
+        }
+    }
+    let image = dl_tensor::Tensor::ones(
+        (1, 1, 28, 28),
+        dl_tensor::DType::F32,
+        &dl_tensor::Device::Cpu,
+    )?;
+    let mut outputs = Vec::new();
+    for seed in seeds {
+        let path = corpus.join(seed);
+        let bytes = std::fs::read(&path)?;
+        let loaded = dl_compress::int8_classifier_from_bytes(&path, &bytes)?
+            .ok_or_else(|| format!("{seed} is not read as an int8 model"))?;
+        outputs.push(loaded.model.forward(&image)?.to_vec2::<f32>()?);
+    }
+    // the same weights (half pruned) in both formats give the same logits
+    assert_eq!(outputs[0], outputs[1]);
+    Ok(())
+}
