@@ -441,6 +441,7 @@ fn plot(path: &Path, outcomes: &[Outcome], dense_accuracy: f64) -> Result<()> {
                 "pruned + fine-tuned".into(),
                 points(&|o| 100.0 * o.accuracy),
             ),
+            ("then int8".into(), points(&|o| 100.0 * o.int8_accuracy)),
             ("dense".into(), dense_line),
         ],
     }];
