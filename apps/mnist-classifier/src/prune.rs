@@ -97,16 +97,17 @@ pub fn run(arguments: &PruneArgs) -> Result<()> {
             Some(_) => sweep_file(&arguments.out, target),
             None => arguments.out.clone(),
         };
-        let outcome = prune_one(
+        let job = Job {
             arguments,
-            &path,
-            &device,
-            &train,
-            &test,
+            path: &path,
+            device: &device,
+            train: &train,
+            test: &test,
             target,
-            &out,
+            out: &out,
             dense_accuracy,
-        )?;
+        };
+        let outcome = prune_one(&job)?;
         println!(
             "sparsity {:.4} (asked {target}): test accuracy {:.2}% ({:+.2} pp), saved {}",
             outcome.sparsity,
@@ -180,17 +181,35 @@ fn schedule(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn prune_one(
-    arguments: &PruneArgs,
-    path: &Path,
-    device: &Device,
-    train: &ImageSet,
-    test: &ImageSet,
+/// One pruned model to make: the settings, the dense model's file and measures, the data.
+struct Job<'a> {
+    arguments: &'a PruneArgs,
+    path: &'a Path,
+    device: &'a Device,
+    train: &'a ImageSet,
+    test: &'a ImageSet,
     target: f64,
-    out: &Path,
+    out: &'a Path,
     dense_accuracy: f64,
-) -> Result<Outcome> {
+}
+
+/// What pruning left: the model and how sparse it is.
+struct Pruned {
+    model: Sequential,
+    layers: Vec<VariableSparsity>,
+    sparsity: f64,
+    schedule: Option<PruningSchedule>,
+}
+
+fn prune_one(job: &Job<'_>) -> Result<Outcome> {
+    let Job {
+        arguments,
+        path,
+        device,
+        train,
+        target,
+        ..
+    } = *job;
     let LoadedImageClassifier {
         model: dense,
         recipe,
@@ -225,20 +244,13 @@ fn prune_one(
                 })
                 .collect();
             let sparsity = 1.0 - model.parameter_count() as f64 / dense.parameter_count() as f64;
-            return finish(
-                arguments,
-                path,
-                train,
-                test,
-                target,
-                out,
-                dense_accuracy,
-                metadata,
+            let pruned = Pruned {
                 model,
                 layers,
                 sparsity,
-                None,
-            );
+                schedule: None,
+            };
+            return finish(job, metadata, pruned);
         }
     };
     let model = dense;
@@ -259,20 +271,13 @@ fn prune_one(
         Some(schedule)
     };
     let (layers, sparsity) = measured_sparsity(&weights)?;
-    finish(
-        arguments,
-        path,
-        train,
-        test,
-        target,
-        out,
-        dense_accuracy,
-        metadata,
+    let pruned = Pruned {
         model,
         layers,
         sparsity,
-        schedule_used,
-    )
+        schedule: schedule_used,
+    };
+    finish(job, metadata, pruned)
 }
 
 /// Fine-tunes `model` for `--fine-tune-epochs` with `optimizer` (its learning rate annealed to
@@ -302,21 +307,27 @@ fn fine_tune(
 }
 
 /// Measures, describes and saves one pruned model.
-#[allow(clippy::too_many_arguments)]
 fn finish(
-    arguments: &PruneArgs,
-    path: &Path,
-    train: &ImageSet,
-    test: &ImageSet,
-    target: f64,
-    out: &Path,
-    dense_accuracy: f64,
+    job: &Job<'_>,
     mut metadata: BTreeMap<String, String>,
-    model: Sequential,
-    layers: Vec<VariableSparsity>,
-    sparsity: f64,
-    schedule_used: Option<PruningSchedule>,
+    pruned: Pruned,
 ) -> Result<Outcome> {
+    let Job {
+        arguments,
+        path,
+        train,
+        test,
+        target,
+        out,
+        dense_accuracy,
+        ..
+    } = *job;
+    let Pruned {
+        model,
+        layers,
+        sparsity,
+        schedule: schedule_used,
+    } = pruned;
     let store = model.store().clone();
     let accuracy = measure::test_accuracy(&model, test)?;
     let pruning = serde_json::json!({

@@ -18,10 +18,13 @@
 
 use std::{collections::BTreeMap, io::Read, path::Path};
 
-use dl_nn::{LayerStructure, Sequential};
+use dl_nn::Sequential;
 use serde::{Deserialize, Serialize};
 
-use crate::{CompressError, QuantizedKind, QuantizedLayer, QuantizedModel, Result};
+use crate::{
+    int8_file::zero_point_byte, quantized::layer_slots, CompressError, QuantizedLayer,
+    QuantizedModel, Result,
+};
 
 /// The first bytes of every compact file.
 pub const COMPACT_MAGIC: &[u8; 8] = b"DLCOMPCT";
@@ -269,72 +272,41 @@ pub fn decode_compact(
     };
     let mut entries = header.layers.iter();
     let mut layers = Vec::new();
-    let mut input_shape = model.input_shape().to_vec();
-    for stage in model.stages() {
-        let (expected_shape, kind) = match stage.structure {
-            LayerStructure::Dense(dense) => (dense.weight().dims().to_vec(), QuantizedKind::Dense),
-            LayerStructure::Conv2d(conv) => {
-                let shape: [usize; 3] = input_shape.as_slice().try_into().map_err(|_| {
-                    bad(format!(
-                        "layer {}: input shape {input_shape:?} is not (C, H, W)",
-                        stage.name
-                    ))
-                })?;
-                (
-                    conv.weight().dims().to_vec(),
-                    QuantizedKind::Conv2d {
-                        config: conv.config(),
-                        input_shape: shape,
-                    },
-                )
-            }
-            _ => {
-                input_shape = stage.output_shape.to_vec();
-                continue;
-            }
-        };
+    for slot in layer_slots(model).map_err(|error| bad(error.to_string()))? {
+        let (name, expected_shape) = (slot.name, slot.weight_shape);
         let entry = entries.next().ok_or_else(|| {
             bad(format!(
-                "layer '{}' is missing: the file holds another model",
-                stage.name
+                "layer '{name}' is missing: the file holds another model"
             ))
         })?;
-        if entry.name != stage.name || entry.shape != expected_shape {
+        if entry.name != name || entry.shape != expected_shape {
             return Err(bad(format!(
-                "expected layer '{}' of shape {expected_shape:?}, found '{}' of shape {:?}",
-                stage.name, entry.name, entry.shape
+                "expected layer '{name}' of shape {expected_shape:?}, found '{}' of shape {:?}",
+                entry.name, entry.shape
             )));
         }
         let count: usize = expected_shape.iter().product();
         let out_features = expected_shape[0];
-        let coded = reader.take(
-            entry.weight_bytes,
-            &format!("the weights of '{}'", entry.name),
-        )?;
+        let coded = reader.take(entry.weight_bytes, &format!("the weights of '{name}'"))?;
         let weights = decode_weights(entry, coded, count)
-            .map_err(|problem| bad(format!("{}: {problem}", entry.name)))?;
-        let scales = reader.f32s(out_features, &format!("the scales of '{}'", entry.name))?;
-        let bias = reader.f32s(out_features, &format!("the bias of '{}'", entry.name))?;
-        let input = reader.f32s(2, &format!("the input quantization of '{}'", entry.name))?;
-        if !(input[1].fract() == 0.0 && (0.0..=255.0).contains(&input[1])) {
-            return Err(bad(format!(
-                "{}: the zero point {} is not a byte",
-                entry.name, input[1]
-            )));
-        }
+            .map_err(|problem| bad(format!("{name}: {problem}")))?;
+        let scales = reader.f32s(out_features, &format!("the scales of '{name}'"))?;
+        let bias = reader.f32s(out_features, &format!("the bias of '{name}'"))?;
+        let input = reader.f32s(2, &format!("the input quantization of '{name}'"))?;
+        let zero_point = zero_point_byte(input[1])
+            .ok_or_else(|| bad(format!("{name}: the zero point {} is not a byte", input[1])))?;
         let layer = QuantizedLayer::new(
-            stage.name,
-            kind,
+            name,
+            slot.kind,
             expected_shape,
             weights,
             scales,
             bias,
             input[0],
-            input[1] as u8,
+            zero_point,
         )
         .map_err(|error| bad(error.to_string()))?;
         layers.push(layer);
-        input_shape = stage.output_shape.to_vec();
     }
     if let Some(extra) = entries.next() {
         return Err(bad(format!(

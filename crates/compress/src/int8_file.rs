@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, path::Path};
 use dl_nn::Sequential;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::{CompressError, QuantizedKind, QuantizedLayer, QuantizedModel, Result};
+use crate::{quantized::layer_slots, CompressError, QuantizedLayer, QuantizedModel, Result};
 
 /// The metadata key whose presence marks an int8 checkpoint (its value: how it was made, JSON).
 pub const QUANTIZATION_KEY: &str = "quantization";
@@ -146,6 +146,11 @@ fn tensor<'a>(
     Ok(view.data())
 }
 
+/// A stored zero point (an f32) as the byte it must be, or `None`.
+pub(crate) fn zero_point_byte(value: f32) -> Option<u8> {
+    (value.fract() == 0.0 && (0.0..=255.0).contains(&value)).then_some(value as u8)
+}
+
 fn f32_values(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -166,33 +171,8 @@ pub fn decode_int8(path: &Path, bytes: &[u8], model: &Sequential) -> Result<Quan
         problem,
     };
     let mut layers = Vec::new();
-    let mut input_shape = model.input_shape().to_vec();
-    for stage in model.stages() {
-        let (weight_shape, kind) = match stage.structure {
-            dl_nn::LayerStructure::Dense(dense) => {
-                (dense.weight().dims().to_vec(), QuantizedKind::Dense)
-            }
-            dl_nn::LayerStructure::Conv2d(conv) => {
-                let shape: [usize; 3] = input_shape.as_slice().try_into().map_err(|_| {
-                    bad(format!(
-                        "layer {}: input shape {input_shape:?} is not (C, H, W)",
-                        stage.name
-                    ))
-                })?;
-                (
-                    conv.weight().dims().to_vec(),
-                    QuantizedKind::Conv2d {
-                        config: conv.config(),
-                        input_shape: shape,
-                    },
-                )
-            }
-            _ => {
-                input_shape = stage.output_shape.to_vec();
-                continue;
-            }
-        };
-        let name = stage.name;
+    for slot in layer_slots(model).map_err(|error| bad(error.to_string()))? {
+        let (name, weight_shape) = (slot.name, slot.weight_shape);
         let out_features = weight_shape[0];
         let weights: Vec<i8> = tensor(
             path,
@@ -225,25 +205,24 @@ pub fn decode_int8(path: &Path, bytes: &[u8], model: &Sequential) -> Result<Quan
             Dtype::F32,
             &[2],
         )?);
-        let zero_point = input[1];
-        if !(zero_point.fract() == 0.0 && (0.0..=255.0).contains(&zero_point)) {
-            return Err(bad(format!(
-                "{name}.input_quantization: the zero point {zero_point} is not a byte"
-            )));
-        }
+        let zero_point = zero_point_byte(input[1]).ok_or_else(|| {
+            bad(format!(
+                "{name}.input_quantization: the zero point {} is not a byte",
+                input[1]
+            ))
+        })?;
         let layer = QuantizedLayer::new(
             name,
-            kind,
+            slot.kind,
             weight_shape,
             weights,
             scales,
             bias,
             input[0],
-            zero_point as u8,
+            zero_point,
         )
         .map_err(|error| bad(error.to_string()))?;
         layers.push(layer);
-        input_shape = stage.output_shape.to_vec();
     }
     QuantizedModel::from_layers(model, layers).map_err(|error| bad(error.to_string()))
 }

@@ -12,7 +12,8 @@
 //!   quantizes the weights per output channel (Jacob et al. 2018).
 //!
 //! Everything works on any [`dl_nn::Sequential`] model whose layers are Dense and Conv2D (plus
-//! pooling, flattening, dropout and activations).
+//! pooling, flattening, dropout, activations, and batch normalisation, folded into the layer before
+//! it for int8).
 //!
 //! ```
 //! use dl_compress::{measured_sparsity, prunable_weights, prune_by_magnitude, PrunableSelection, PruneScope, Sparsity};

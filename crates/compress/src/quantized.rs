@@ -163,6 +163,20 @@ enum Values {
     F32(Vec<f32>),
 }
 
+impl Values {
+    /// The real values: floats as they are, bytes dequantized.
+    fn into_floats(self) -> Vec<f32> {
+        match self {
+            Self::F32(values) => values,
+            Self::U8 {
+                values,
+                scale,
+                zero_point,
+            } => dequantize(&values, scale, zero_point),
+        }
+    }
+}
+
 /// A `Sequential` model with int8 Dense and Conv2D layers.
 #[derive(Debug, Clone)]
 pub struct QuantizedModel {
@@ -171,12 +185,103 @@ pub struct QuantizedModel {
     layers: Vec<QuantizedLayer>,
 }
 
+/// A Dense or Conv2D stage of a model, as int8 inference sees it: what calibration quantizes
+/// and what a file's layers are checked against.
+pub(crate) struct LayerSlot<'a> {
+    /// The layer's name.
+    pub name: &'a str,
+    /// Its fp32 weight.
+    pub weight: &'a dl_tensor::Var,
+    /// Its bias, if it has one.
+    pub bias: Option<&'a dl_tensor::Var>,
+    /// The weight's shape.
+    pub weight_shape: Vec<usize>,
+    /// Dense, or a convolution with its settings and input shape.
+    pub kind: QuantizedKind,
+    /// The batch normalisation right after it, to fold into its weights.
+    pub folded: Option<&'a dl_nn::BatchNorm>,
+}
+
+impl LayerSlot<'_> {
+    /// The weight and bias inference uses: the layer's own, or with the batch normalisation
+    /// after it folded in (w ← a · w and b ← a · b + c per output channel, where the
+    /// normalisation computes a · x + c).
+    fn folded_parameters(&self) -> Result<(Tensor, Tensor)> {
+        let weight = self.weight.as_tensor().clone();
+        let out_features = self.weight_shape[0];
+        let bias = match self.bias {
+            Some(bias) => bias.as_tensor().clone(),
+            None => Tensor::zeros(out_features, weight.dtype(), weight.device())?,
+        };
+        let Some(norm) = self.folded else {
+            return Ok((weight, bias));
+        };
+        let (scale, shift) = norm.inference_affine()?;
+        let mut per_row = vec![1usize; weight.rank()];
+        per_row[0] = out_features;
+        let weight = weight.broadcast_mul(&scale.reshape(per_row)?)?;
+        let bias = bias.mul(&scale)?.add(&shift)?;
+        Ok((weight, bias))
+    }
+}
+
+/// The Dense and Conv2D stages of `model`, in order; a convolution whose input is not (C, H, W)
+/// is an error naming it.
+pub(crate) fn layer_slots(model: &Sequential) -> Result<Vec<LayerSlot<'_>>> {
+    let mut slots: Vec<LayerSlot<'_>> = Vec::new();
+    let mut input_shape = model.input_shape().to_vec();
+    let mut previous_is_layer = false;
+    for stage in model.stages() {
+        let slot = match stage.structure {
+            LayerStructure::Dense(dense) => {
+                Some((dense.weight(), dense.bias(), QuantizedKind::Dense))
+            }
+            LayerStructure::Conv2d(conv) => {
+                let shape: [usize; 3] = input_shape.as_slice().try_into().map_err(|_| {
+                    CompressError::UnsupportedLayer {
+                        layer: stage.name.to_string(),
+                        kind: "Conv2D",
+                        action: "quantized",
+                        reason: format!("its input shape {input_shape:?} is not (C, H, W)"),
+                    }
+                })?;
+                let kind = QuantizedKind::Conv2d {
+                    config: conv.config(),
+                    input_shape: shape,
+                };
+                Some((conv.weight(), conv.bias(), kind))
+            }
+            LayerStructure::BatchNorm(norm) if previous_is_layer => {
+                if let Some(last) = slots.last_mut() {
+                    last.folded = Some(norm);
+                }
+                None
+            }
+            _ => None,
+        };
+        previous_is_layer = slot.is_some();
+        if let Some((weight, bias, kind)) = slot {
+            slots.push(LayerSlot {
+                name: stage.name,
+                weight,
+                bias,
+                weight_shape: weight.dims().to_vec(),
+                kind,
+                folded: None,
+            });
+        }
+        input_shape = stage.output_shape.to_vec();
+    }
+    Ok(slots)
+}
+
 /// The stages of `model` as steps, with their layers' structure; an error naming the first
 /// layer int8 inference cannot run.
 fn plan(model: &Sequential) -> Result<Vec<(Step, Vec<usize>)>> {
     let mut steps = Vec::new();
     let mut layer_count = 0;
     let stage_count = model.stages().count();
+    let mut follows_foldable = false;
     for (stage_index, stage) in model.stages().enumerate() {
         let unsupported = |reason: &str| CompressError::UnsupportedLayer {
             layer: stage.name.to_string(),
@@ -195,14 +300,16 @@ fn plan(model: &Sequential) -> Result<Vec<(Step, Vec<usize>)>> {
             },
             LayerStructure::Flatten | LayerStructure::Dropout(_) => Step::Identity,
             LayerStructure::Identity => Step::Activation(stage.activation),
+            // Folded into the layer before it (see `layer_slots`).
+            LayerStructure::BatchNorm(_) if follows_foldable => Step::Identity,
             LayerStructure::BatchNorm(_) => {
                 return Err(unsupported(
-                    "int8 inference here covers Dense, Conv2D, pooling, flattening, dropout and activations; fold batch normalisation into the convolution before quantizing",
+                    "batch normalisation is folded into the Conv2D or Dense layer just before it, which must have no activation of its own",
                 ))
             }
             LayerStructure::Other(_) => {
                 return Err(unsupported(
-                    "int8 inference here covers Dense, Conv2D, pooling, flattening, dropout and activations",
+                    "int8 inference here covers Dense, Conv2D, batch normalisation (folded), pooling, flattening, dropout and activations",
                 ))
             }
         };
@@ -219,6 +326,7 @@ fn plan(model: &Sequential) -> Result<Vec<(Step, Vec<usize>)>> {
                 "an activation on this kind of layer is not supported",
             ));
         }
+        follows_foldable = matches!(step, Step::Layer(_, Activation::Identity));
         steps.push((step, stage.output_shape.to_vec()));
     }
     if layer_count == 0 {
@@ -273,54 +381,22 @@ impl QuantizedModel {
             }
         }
         let mut layers = Vec::new();
-        let mut input_shape = model.input_shape().to_vec();
-        for stage in &stages {
-            let (weight, bias, kind) = match stage.structure {
-                LayerStructure::Dense(dense) => {
-                    (dense.weight(), dense.bias(), QuantizedKind::Dense)
-                }
-                LayerStructure::Conv2d(conv) => {
-                    let shape: [usize; 3] = input_shape.as_slice().try_into().map_err(|_| {
-                        CompressError::UnsupportedLayer {
-                            layer: stage.name.to_string(),
-                            kind: "Conv2D",
-                            action: "quantized",
-                            reason: format!("its input shape {input_shape:?} is not (C, H, W)"),
-                        }
-                    })?;
-                    (
-                        conv.weight(),
-                        conv.bias(),
-                        QuantizedKind::Conv2d {
-                            config: conv.config(),
-                            input_shape: shape,
-                        },
-                    )
-                }
-                _ => {
-                    input_shape = stage.output_shape.to_vec();
-                    continue;
-                }
-            };
-            let (low, high) = observers[layers.len()].range(calibration)?;
+        for (slot, observer) in layer_slots(model)?.into_iter().zip(&mut observers) {
+            let (low, high) = observer.range(calibration)?;
             let (input_scale, input_zero_point) = int8::choose_u8_scale(low, high)?;
-            let (weights, weight_scales) = QuantizedLayer::quantize_weights(weight.as_tensor())?;
-            let out_features = weight.dims()[0];
-            let bias = match bias {
-                Some(bias) => bias.as_tensor().to_dtype(DType::F32)?.to_vec1::<f32>()?,
-                None => vec![0.0; out_features],
-            };
+            let (weight, bias) = slot.folded_parameters()?;
+            let (weights, weight_scales) = QuantizedLayer::quantize_weights(&weight)?;
+            let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             layers.push(QuantizedLayer::new(
-                stage.name,
-                kind,
-                weight.dims().to_vec(),
+                slot.name,
+                slot.kind,
+                slot.weight_shape,
                 weights,
                 weight_scales,
                 bias,
                 input_scale,
                 input_zero_point,
             )?);
-            input_shape = stage.output_shape.to_vec();
         }
         Self {
             input_shape: model.input_shape().to_vec(),
@@ -335,18 +411,7 @@ impl QuantizedModel {
     /// stages in order, name, kind and shape.
     pub fn from_layers(model: &Sequential, layers: Vec<QuantizedLayer>) -> Result<Self> {
         let steps = plan(model)?;
-        let expected: Vec<_> = model
-            .stages()
-            .filter_map(|stage| match stage.structure {
-                LayerStructure::Dense(dense) => {
-                    Some((stage.name.to_string(), dense.weight().dims().to_vec()))
-                }
-                LayerStructure::Conv2d(conv) => {
-                    Some((stage.name.to_string(), conv.weight().dims().to_vec()))
-                }
-                _ => None,
-            })
-            .collect();
+        let expected = layer_slots(model)?;
         if expected.len() != layers.len() {
             return Err(CompressError::BadSetting {
                 setting: "quantized layers",
@@ -357,8 +422,9 @@ impl QuantizedModel {
                 ),
             });
         }
-        for ((name, shape), layer) in expected.iter().zip(&layers) {
-            if *name != layer.name || *shape != layer.weight_shape {
+        for (slot, layer) in expected.iter().zip(&layers) {
+            let (name, shape) = (slot.name, &slot.weight_shape);
+            if name != layer.name || *shape != layer.weight_shape {
                 return Err(CompressError::BadSetting {
                     setting: "quantized layers",
                     problem: format!(
@@ -533,14 +599,7 @@ impl QuantizedModel {
         if layout == Layout::ChannelsLast {
             values = to_channels_first(values, batch, &shape);
         }
-        let floats = match values {
-            Values::F32(values) => values,
-            Values::U8 {
-                values,
-                scale,
-                zero_point,
-            } => dequantize(&values, scale, zero_point),
-        };
+        let floats = values.into_floats();
         let mut dims = vec![batch];
         dims.extend_from_slice(&self.steps[last].1);
         Ok(Tensor::from_vec(floats, dims, &Device::Cpu)?.to_device(input.device())?)
@@ -570,14 +629,7 @@ impl QuantizedModel {
                 zero_point,
             } if scale == layer.input_scale && zero_point == layer.input_zero_point => values,
             other => {
-                let floats = match other {
-                    Values::F32(values) => values,
-                    Values::U8 {
-                        values,
-                        scale,
-                        zero_point,
-                    } => dequantize(&values, scale, zero_point),
-                };
+                let floats = other.into_floats();
                 let mut bytes = vec![0u8; floats.len()];
                 int8::quantize_u8(
                     &floats,
@@ -985,14 +1037,7 @@ fn apply_activation(values: Values, activation: Activation, dims: &[usize]) -> R
             zero_point,
         }),
         (values, activation) => {
-            let floats = match values {
-                Values::F32(values) => values,
-                Values::U8 {
-                    values,
-                    scale,
-                    zero_point,
-                } => dequantize(&values, scale, zero_point),
-            };
+            let floats = values.into_floats();
             let tensor = Tensor::from_vec(floats, dims, &Device::Cpu)?;
             let activated = activation.apply(&tensor)?;
             Ok(Values::F32(activated.flatten_all()?.to_vec1::<f32>()?))

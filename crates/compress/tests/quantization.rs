@@ -232,17 +232,68 @@ fn no_calibration_images_and_unsupported_layers_are_refused() -> TestResult {
     let none = random_images(0, 1);
     let error = QuantizedModel::calibrate(&model, &none, Calibration::MinMax).unwrap_err();
     assert!(error.to_string().contains("0 images"), "{error}");
+    // batch normalisation after a ReLU cannot be folded into the convolution
     let store = VarStore::new(&Device::Cpu, DType::F32, 0);
-    let with_norm = Sequential::builder(&store.root(), &[1, 6, 6])
-        .conv2d(2, 3, Activation::Identity)?
+    let after_relu = Sequential::builder(&store.root(), &[1, 6, 6])
+        .conv2d(2, 3, Activation::Relu)?
         .batch_norm()?
         .flatten()?
         .dense(2, Activation::Softmax)?
         .build();
     let images = Tensor::zeros((4, 1, 6, 6), DType::F32, &Device::Cpu)?;
-    let error = QuantizedModel::calibrate(&with_norm, &images, Calibration::MinMax).unwrap_err();
+    let error = QuantizedModel::calibrate(&after_relu, &images, Calibration::MinMax).unwrap_err();
     assert!(matches!(error, CompressError::UnsupportedLayer { .. }));
     assert!(error.to_string().contains("batch_normalization"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn batch_normalisation_is_folded_into_the_convolution() -> TestResult {
+    // The zoo's `cnn`: two convolutions, each followed by batch normalisation, then ReLU.
+    let store = VarStore::new(&Device::Cpu, DType::F32, 8);
+    let model =
+        dl_models::ImageRecipe::new(dl_models::ImageModel::Cnn, dl_data::ImageDataset::Mnist)
+            .build(&store)?;
+    // running statistics and affine parameters far from the identity, so that folding matters
+    let mut rng = SeededRng::new(3);
+    for (name, var) in store.parameters().into_iter().map(|p| (p.name, p.var)) {
+        if name.starts_with("batch_normalization") && var.rank() == 1 && !name.ends_with("tracked")
+        {
+            let count = var.dims()[0];
+            let values: Vec<f32> = (0..count)
+                .map(|_| match name.rsplit('.').next() {
+                    Some("running_var") => 0.2 + rng.uniform(),
+                    _ => rng.normal() * 0.5 + if name.ends_with("weight") { 1.0 } else { 0.0 },
+                })
+                .collect();
+            var.set(&Tensor::from_vec(values, count, &Device::Cpu)?)?;
+        }
+    }
+    let mut rng = SeededRng::new(4);
+    let mut images = |count: usize| {
+        let values: Vec<f32> = (0..count * 784).map(|_| rng.uniform()).collect();
+        Tensor::from_vec(values, (count, 1, 28, 28), &Device::Cpu).unwrap()
+    };
+    let quantized = QuantizedModel::calibrate(&model, &images(128), Calibration::MinMax)?;
+    let probe = images(64);
+    let float = model.forward(&probe, Mode::Eval)?;
+    let int8 = quantized.forward(&probe)?;
+    let largest = float.abs()?.max_all()?.to_scalar::<f32>()?;
+    let error = (float.clone() - &int8)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert!(
+        error < 0.05 * largest,
+        "error {error} against logits up to {largest}"
+    );
+    // and the folded weights round-trip through the file with the architecture alone
+    let bytes = encode_int8(&quantized, &metadata())?;
+    let decoded = decode_int8(Path::new("cnn.int8"), &bytes, &model)?;
+    assert_eq!(
+        decoded.forward(&probe)?.to_vec2::<f32>()?,
+        int8.to_vec2::<f32>()?
+    );
     Ok(())
 }
 

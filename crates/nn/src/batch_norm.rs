@@ -74,6 +74,39 @@ impl BatchNorm {
         })
     }
 
+    /// γ, the learned scale of each channel.
+    pub fn scale(&self) -> &Var {
+        &self.weight
+    }
+
+    /// β, the learned shift of each channel.
+    pub fn shift(&self) -> &Var {
+        &self.bias
+    }
+
+    /// ε and the momentum.
+    pub fn config(&self) -> BatchNormConfig {
+        self.config
+    }
+
+    /// The per-channel (a, c) with which evaluation computes y = a · x + c:
+    /// a = γ / sqrt(σ² + ε), c = β − μ · a, from the running averages. What folds the
+    /// normalisation into the layer before it (w ← a · w, b ← a · b + c) for inference.
+    pub fn inference_affine(&self) -> Result<(Tensor, Tensor)> {
+        let scale = self.weight.as_tensor().div(
+            &self
+                .running_var
+                .as_tensor()
+                .affine(1.0, self.config.epsilon)?
+                .sqrt()?,
+        )?;
+        let shift = self
+            .bias
+            .as_tensor()
+            .sub(&self.running_mean.as_tensor().mul(&scale)?)?;
+        Ok((scale, shift))
+    }
+
     /// The running mean of each channel.
     pub fn running_mean(&self) -> &Var {
         &self.running_mean
