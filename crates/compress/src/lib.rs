@@ -6,10 +6,13 @@
 //!   while keeping the removed ones at exactly zero, optionally pruning gradually along a
 //!   [`PruningSchedule`] (Zhu & Gupta 2017). [`StructuredPlan`] removes whole filters and units
 //!   by L2 norm, so the model really shrinks (Li et al. 2017).
-//!
 //! - **Quantization** stores weights as int8 and runs inference on integers:
 //!   [`QuantizedModel::calibrate`] measures each layer's input range on training images and
-//!   quantizes the weights per output channel (Jacob et al. 2018).
+//!   quantizes the weights per output channel (Jacob et al. 2018); [`save_int8`] writes it as
+//!   safetensors.
+//! - **Coding**: [`save_compact`] stores a pruned int8 model as bitmasks or zero-run lengths with
+//!   its non-zero values, zstd-compressed (Deep Compression, Han et al. 2016);
+//!   [`load_classifier`] reads a classifier file of any precision.
 //!
 //! Everything works on any [`dl_nn::Sequential`] model whose layers are Dense and Conv2D (plus
 //! pooling, flattening, dropout, activations, and batch normalisation, folded into the layer before
