@@ -17,6 +17,10 @@
 //! | [`grad_cam`] | ReLU(Σ αₖ Aᵏ) on the last convolution (Selvaraju 2017) | `grad_cam.rs` |
 //! | [`Occlusion`] | probability drop under a sliding patch (Zeiler & Fergus 2014) | `occlusion.rs` |
 //!
+//! [`cascading_randomization`] and [`deletion_curve`] are Adebayo et al.'s and Petsiuk et al.'s
+//! sanity checks: a map that explains the model changes when the model does, and removing the
+//! pixels it ranks first hurts the prediction faster than removing random ones.
+//!
 //! ```
 //! use dl_explain::{gradient_times_input, IntegratedGradients};
 //! use dl_nn::{Activation, Sequential, VarStore};
@@ -44,6 +48,7 @@ mod gradient_times_input;
 mod integrated_gradients;
 mod occlusion;
 mod saliency;
+mod sanity;
 mod smoothgrad;
 
 pub use error::{ExplainError, Result};
@@ -53,4 +58,8 @@ pub use gradient_times_input::gradient_times_input;
 pub use integrated_gradients::{IntegratedAttribution, IntegratedGradients};
 pub use occlusion::Occlusion;
 pub use saliency::vanilla_gradient;
+pub use sanity::{
+    area_under_curve, cascading_randomization, deletion_curve, mean_rank_correlation, spearman,
+    RandomizationStage,
+};
 pub use smoothgrad::SmoothGrad;
