@@ -1,4 +1,4 @@
-//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize]`, with `train` and its
+//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain]`, with `train` and its
 //! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
@@ -37,6 +37,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Store a trained model's weights in int8 (run on integer kernels), f16 or bf16 (course §8).
     Quantize(QuantizeArgs),
+    /// Show which pixels a prediction rests on: saliency maps as PNGs, or their sanity checks
+    /// (course §8).
+    Explain(ExplainArgs),
 }
 
 /// Which dataset, where it lives and where to compute.
@@ -304,6 +307,59 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// The attribution methods `explain` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainMethod {
+    /// |∂S_c/∂x| (Simonyan 2013).
+    Saliency,
+    /// x ⊙ ∂S_c/∂x.
+    Gradxinput,
+    /// The gradient averaged over 50 noisy copies (Smilkov 2017).
+    Smoothgrad,
+    /// Integrated Gradients from a black image, 64 steps (Sundararajan 2017).
+    Ig,
+    /// Grad-CAM on the last convolution (Selvaraju 2017).
+    Gradcam,
+    /// The probability drop under a sliding 4x4 patch (Zeiler & Fergus 2014).
+    Occlusion,
+    /// Every method, one column each.
+    All,
+}
+
+/// Settings of `explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The model (a float checkpoint: int8 models have no gradients).
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Image files to explain.
+    pub images: Vec<PathBuf>,
+    /// Explain test image N instead (0-based).
+    #[arg(long, value_name = "N")]
+    pub index: Vec<usize>,
+    /// The attribution method.
+    #[arg(long, value_enum, default_value_t = ExplainMethod::All)]
+    pub method: ExplainMethod,
+    /// Explain this class instead of the predicted one.
+    #[arg(long, value_name = "CLASS")]
+    pub target: Option<u32>,
+    /// Where the PNGs go (one per image).
+    #[arg(long, default_value = "explanations")]
+    pub out: PathBuf,
+    /// Print the maps and scores as JSON (one object per image) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Instead: run the sanity checks (cascading randomization, deletion curves) on the images
+    /// and print their table.
+    #[arg(long)]
+    pub sanity: bool,
+    /// Do not download missing data (for --index).
     #[arg(long)]
     pub offline: bool,
 }

@@ -9,6 +9,9 @@
 mod cli;
 mod data;
 mod evaluate;
+mod explain;
+mod figure;
+mod inputs;
 mod measure;
 mod predict;
 mod prune;
@@ -39,6 +42,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Predict(arguments)) => predict::run(&arguments),
         Some(Command::Prune(arguments)) => prune::run(&arguments),
         Some(Command::Quantize(arguments)) => quantize::run(&arguments),
+        Some(Command::Explain(arguments)) => explain::run(&arguments),
         Some(Command::Summary(arguments)) => {
             let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
             let dropout = arguments

@@ -2,14 +2,17 @@
 //! probable classes. An image that cannot be read is reported and the others are still
 //! classified; the exit status is non-zero if any failed.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use dl_compress::load_classifier;
 use dl_models::checkpoint_file;
 use dl_nn::{Layer, Mode};
 use dl_tensor::{DeviceChoice, Tensor};
 use serde_json::json;
 
-use crate::{cli::PredictArgs, data::load_images};
+use crate::{
+    cli::PredictArgs,
+    inputs::{gather_inputs, Input},
+};
 
 /// How many classes to show per image.
 const TOP: usize = 3;
@@ -33,53 +36,16 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     let path = checkpoint_file(&arguments.checkpoint, arguments.data.data_dir.as_deref())?;
     let loaded = load_classifier(&path, &device)?;
     let names = loaded.recipe().dataset.class_names();
-    let mut inputs: Vec<(String, Result<Tensor>, Option<u32>)> = Vec::new();
-    for path in &arguments.images {
-        let prepared = dl_data::load_digit(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|pixels| Ok(Tensor::from_vec(pixels, (1, 28, 28), &device)?));
-        inputs.push((path.display().to_string(), prepared, None));
-    }
-    if !arguments.index.is_empty() {
-        let data = crate::cli::DataArgs {
-            dataset: loaded.recipe().dataset.into(),
-            ..arguments.data.clone()
-        };
-        let test = load_images(&data, arguments.offline)?.test;
-        for &index in &arguments.index {
-            let name = format!("test image {index}");
-            let entry = if index < test.len() {
-                let image = test.images.get(index).map_err(anyhow::Error::from);
-                let label = test
-                    .labels
-                    .get(index)
-                    .and_then(|label| label.to_scalar::<u32>());
-                let label = label.context("reading the test label")?;
-                (
-                    name,
-                    image.and_then(|image| Ok(image.to_device(&device)?)),
-                    Some(label),
-                )
-            } else {
-                (
-                    name,
-                    Err(match test.len() {
-                        0 => {
-                            anyhow::anyhow!("the test set is empty: there is no test image {index}")
-                        }
-                        count => anyhow::anyhow!(
-                            "there are only {count} test images (0..={})",
-                            count - 1
-                        ),
-                    }),
-                    None,
-                )
-            };
-            inputs.push(entry);
-        }
-    }
+    let inputs = gather_inputs(
+        &arguments.images,
+        &arguments.index,
+        &arguments.data,
+        loaded.recipe().dataset,
+        arguments.offline,
+        &device,
+    )?;
     let mut failures = 0;
-    for (name, image, label) in inputs {
+    for Input { name, image, label } in inputs {
         let outcome = image.and_then(|image| top_classes(loaded.layer(), &image));
         match (outcome, arguments.json) {
             (Ok(ranked), true) => {
