@@ -168,11 +168,7 @@ pub fn save_compact(
     model: &QuantizedModel,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let bytes = encode_compact(model, metadata)?;
-    dl_tensor::write_atomically(path, &bytes).map_err(|source| CompressError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::error::write_file(path, &encode_compact(model, metadata)?)
 }
 
 /// Whether `bytes` start like a compact file.

@@ -99,3 +99,12 @@ impl From<CompressError> for dl_optim::OptimError {
         }
     }
 }
+
+/// Writes `bytes` to `path` atomically (a temporary name, then a rename), naming the file in
+/// the error.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    dl_tensor::write_atomically(path, bytes).map_err(|source| CompressError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

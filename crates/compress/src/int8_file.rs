@@ -97,11 +97,7 @@ pub fn save_int8(
     model: &QuantizedModel,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let bytes = encode_int8(model, metadata)?;
-    dl_tensor::write_atomically(path, &bytes).map_err(|source| CompressError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::error::write_file(path, &encode_int8(model, metadata)?)
 }
 
 /// Reads the metadata of a safetensors file's header without its tensors.
