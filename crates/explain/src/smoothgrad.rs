@@ -46,6 +46,16 @@ impl SmoothGrad {
             });
         }
         let inputs = inputs.to_dtype(DType::F32)?;
+        if classes.len() != inputs.dim(0)? {
+            return Err(ExplainError::BadSetting {
+                setting: "classes",
+                problem: format!(
+                    "{} classes for a batch of {}",
+                    classes.len(),
+                    inputs.dim(0)?
+                ),
+            });
+        }
         let mut rng = SeededRng::new(self.seed);
         let mut maps = Vec::with_capacity(inputs.dim(0)?);
         for (index, &class) in classes.iter().enumerate() {
@@ -65,16 +75,6 @@ impl SmoothGrad {
             )?)?;
             let (gradient, _) = class_score_gradient(model, &noisy, &vec![class; self.samples])?;
             maps.push(gradient.mean(0)?);
-        }
-        if maps.len() != inputs.dim(0)? {
-            return Err(ExplainError::BadSetting {
-                setting: "classes",
-                problem: format!(
-                    "{} classes for a batch of {}",
-                    classes.len(),
-                    inputs.dim(0)?
-                ),
-            });
         }
         Ok(Tensor::stack(&maps, 0)?)
     }

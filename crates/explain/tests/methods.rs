@@ -254,6 +254,10 @@ fn bad_settings_are_refused_by_name() -> TestResult {
         baseline: 0.0,
     };
     assert!(message(none.attribute(&model, &x, &[0]).unwrap_err()).contains("0 steps"));
+    let two = SmoothGrad::default()
+        .attribute(&model, &x, &[0, 1])
+        .unwrap_err();
+    assert!(message(two).contains("2 classes for a batch of 1"));
     let silent = SmoothGrad {
         samples: 0,
         ..SmoothGrad::default()
