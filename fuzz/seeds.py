@@ -145,6 +145,17 @@ def main():
     write("digit_image", "seven.png", png(12, 12, lambda x, y: 255 if (y == 2 and 2 <= x <= 9) or (x == 9 - (y - 2) // 2 and y > 2) else 0))
     write("digit_image", "blank.png", png(4, 4, lambda x, y: 0))
 
+    # http_api: [method, path, content type, query length, query..., body...], indices as in
+    # fuzz_targets/http_api.rs (POST=0, GET=1; /api/predict=0, /api/explain=1, /api/info=2;
+    # image/png=0, application/octet-stream=2, application/json=3)
+    seven = png(12, 12, lambda x, y: 255 if (y == 2 and 2 <= x <= 9) or (x == 9 - (y - 2) // 2 and y > 2) else 0)
+    write("http_api", "predict.png", bytes([0, 0, 0, 0]) + seven)
+    query = b"method=gradcam&target=3"
+    write("http_api", "explain.png", bytes([0, 1, 0, len(query)]) + query + seven)
+    write("http_api", "raw.bin", bytes([0, 0, 2, 0]) + bytes(range(256)) * 3 + bytes(16))
+    write("http_api", "pixels.json", bytes([0, 0, 3, 0]) + json.dumps({"pixels": [0.5] * 784}).encode())
+    write("http_api", "info", bytes([1, 2, 5, 0]))
+
     write("text", "corpus.txt", "To be, or not to be: that is the question.\n".encode())
     write("text", "bom.txt", "\ufeffdeep learning 深度学习\n".encode())
     write("text", "tokenizer.json", tokenizer.encode())

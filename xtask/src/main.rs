@@ -5,6 +5,7 @@
 
 mod bench;
 mod download_data;
+mod load_test;
 
 use anyhow::Result;
 use clap::Parser;
@@ -26,12 +27,16 @@ enum Command {
     /// Measure training and inference speed (JSON lines, as ../shared/bench/pytorch_baseline.py),
     /// in a release build; `bench compare OURS PYTORCH` puts two result files side by side.
     Bench(bench::BenchArgs),
+    /// Load a running `mnist-classifier serve` with concurrent clients: every answer counted,
+    /// p50 and p99 latency, requests/s.
+    LoadTest(load_test::LoadTestArgs),
 }
 
 fn main() -> Result<()> {
     match Command::parse() {
         Command::DownloadData(arguments) => download_data::run(arguments)?,
         Command::Bench(arguments) => bench::run(arguments)?,
+        Command::LoadTest(arguments) => load_test::run(arguments)?,
         Command::Layout => {
             println!("crates/tensor    dl-tensor    tensors, devices, seeded RNG");
             println!("crates/autograd  dl-autograd  gradients, gradient checking, clipping");
@@ -42,6 +47,11 @@ fn main() -> Result<()> {
             println!("crates/data      dl-data      datasets, tokenizers, loaders, download-data");
             println!("crates/models    dl-models    the model zoo, checkpoint -> ready model");
             println!("crates/train     dl-train     the training loop, callbacks, resumable runs");
+            println!(
+                "crates/compress  dl-compress  pruning, int8 quantization, the compact format"
+            );
+            println!("crates/explain   dl-explain   saliency methods and their sanity checks");
+            println!("crates/serve     dl-serve     the drawing page and JSON API of a classifier");
             println!("examples         dl-examples  the course's concepts as numbered examples");
             println!("docs/architecture.md  which concept lives where");
             println!("docs/README.md   the course, concept by concept");

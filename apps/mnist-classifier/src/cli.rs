@@ -1,4 +1,4 @@
-//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain]`, with `train` and its
+//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain|serve]`, with `train` and its
 //! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
@@ -40,6 +40,9 @@ pub enum Command {
     /// Show which pixels a prediction rests on: saliency maps as PNGs, or their sanity checks
     /// (course §8).
     Explain(ExplainArgs),
+    /// Serve a page to draw digits on, with live predictions and saliency maps, and its JSON
+    /// API (course §8).
+    Serve(ServeArgs),
 }
 
 /// Which dataset, where it lives and where to compute.
@@ -112,6 +115,12 @@ pub struct TrainArgs {
     /// Random shifts, rotations and scaling of training images.
     #[arg(long)]
     pub augment: bool,
+    /// Train on the training labels randomly permuted (seeded): a model that can only memorise,
+    /// the reference of the data randomization sanity check (`explain --sanity
+    /// --random-labels-checkpoint`; Adebayo et al. 2018, Zhang et al. 2017). Expect ~10% test
+    /// accuracy.
+    #[arg(long)]
+    pub shuffle_labels: bool,
     /// Fraction of the training set held out for validation (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub validation_split: f64,
@@ -359,7 +368,42 @@ pub struct ExplainArgs {
     /// and print their table.
     #[arg(long)]
     pub sanity: bool,
+    /// With --sanity: a model of the same architecture trained on permuted labels (`train
+    /// --shuffle-labels`), for the data randomization check: its maps should not resemble this
+    /// model's.
+    #[arg(long, value_name = "CHECKPOINT", requires = "sanity")]
+    pub random_labels_checkpoint: Option<PathBuf>,
     /// Do not download missing data (for --index).
     #[arg(long)]
     pub offline: bool,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The model (any precision; int8 models predict but cannot explain).
+    #[arg(long, default_value = "checkpoints/mnist-cnn.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Data directory, where a hub checkpoint (hf:…) is cached (default: $DL_DATA_DIR, else
+    /// ./datasets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The address to listen on: 127.0.0.1 (this machine only) unless you mean to share it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// The port (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The largest request body read, in bytes.
+    #[arg(long, default_value_t = dl_serve::Limits::default().max_body_bytes, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Requests admitted at once; more get 503 with Retry-After.
+    #[arg(long, default_value_t = dl_serve::Limits::default().max_requests, value_name = "N")]
+    pub max_requests: usize,
+    /// Model runs at once (default: the compute threads).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Device: cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }

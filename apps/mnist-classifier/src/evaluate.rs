@@ -55,8 +55,16 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         .map_or("?", String::as_str);
     match TrainingSettings::from_metadata(loaded.metadata()) {
         Some(settings) => println!(
-            "trained {epochs} epochs, batch {}, {} at learning rate {}, seed {}",
-            settings.batch_size, settings.optimizer, settings.learning_rate, settings.seed
+            "trained {epochs} epochs, batch {}, {} at learning rate {}, seed {}{}",
+            settings.batch_size,
+            settings.optimizer,
+            settings.learning_rate,
+            settings.seed,
+            if settings.shuffled_labels {
+                ", on randomly permuted labels"
+            } else {
+                ""
+            }
         ),
         None => println!("trained {epochs} epochs (the checkpoint does not say how)"),
     }

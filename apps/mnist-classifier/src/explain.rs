@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dl_explain::{
-    area_under_curve, cascading_randomization, deletion_curve, grad_cam, gradient_times_input,
-    vanilla_gradient, IntegratedGradients, Occlusion, SmoothGrad,
+    area_under_curve, cascading_randomization, deletion_curve, display_scale, Method,
 };
 use dl_models::{checkpoint_file, load_image_classifier};
-use dl_nn::{Layer, LayerStructure, Mode, Sequential};
+use dl_nn::{Layer, Mode, Sequential};
 use dl_tensor::{DeviceChoice, SeededRng, Tensor};
 use serde_json::json;
 
@@ -25,30 +24,15 @@ const TOP: usize = 3;
 
 impl ExplainMethod {
     /// The methods `self` stands for.
-    fn expand(self) -> Vec<ExplainMethod> {
+    fn expand(self) -> Vec<Method> {
         match self {
-            Self::All => vec![
-                Self::Saliency,
-                Self::Gradxinput,
-                Self::Smoothgrad,
-                Self::Ig,
-                Self::Gradcam,
-                Self::Occlusion,
-            ],
-            method => vec![method],
-        }
-    }
-
-    /// The method's name in captions and JSON.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Saliency => "saliency",
-            Self::Gradxinput => "gradient x input",
-            Self::Smoothgrad => "smoothgrad",
-            Self::Ig => "integrated gradients",
-            Self::Gradcam => "grad-cam",
-            Self::Occlusion => "occlusion",
-            Self::All => "all",
+            Self::All => Method::ALL.to_vec(),
+            Self::Saliency => vec![Method::Saliency],
+            Self::Gradxinput => vec![Method::GradientTimesInput],
+            Self::Smoothgrad => vec![Method::SmoothGrad],
+            Self::Ig => vec![Method::IntegratedGradients],
+            Self::Gradcam => vec![Method::GradCam],
+            Self::Occlusion => vec![Method::Occlusion],
         }
     }
 }
@@ -60,37 +44,12 @@ struct Map {
 }
 
 /// The attribution of `method` for `batch` (1, 1, 28, 28) and `class`, one value per pixel.
-fn attribute(model: &Sequential, method: ExplainMethod, batch: &Tensor, class: u32) -> Result<Map> {
-    let classes = [class];
-    let (map, completeness_error) = match method {
-        ExplainMethod::Saliency => (vanilla_gradient(model, batch, &classes)?, None),
-        ExplainMethod::Gradxinput => (gradient_times_input(model, batch, &classes)?, None),
-        ExplainMethod::Smoothgrad => (
-            SmoothGrad::default().attribute(model, batch, &classes)?,
-            None,
-        ),
-        ExplainMethod::Ig => {
-            let ig = IntegratedGradients::default().attribute(model, batch, &classes)?;
-            (ig.attributions, Some(ig.completeness_error[0]))
-        }
-        ExplainMethod::Gradcam => (grad_cam(model, batch, &classes)?, None),
-        ExplainMethod::Occlusion => (
-            Occlusion::default().attribute(model, batch, &classes)?,
-            None,
-        ),
-        ExplainMethod::All => unreachable!("expanded before"),
-    };
+fn attribute(model: &Sequential, method: Method, batch: &Tensor, class: u32) -> Result<Map> {
+    let attribution = method.attribute(model, batch, &[class])?;
     Ok(Map {
-        values: map.flatten_all()?.to_vec1::<f32>()?,
-        completeness_error,
+        values: attribution.map.flatten_all()?.to_vec1::<f32>()?,
+        completeness_error: attribution.completeness_error.map(|errors| errors[0]),
     })
-}
-
-/// Whether `model` has a convolution (Grad-CAM needs one).
-fn has_convolution(model: &Sequential) -> bool {
-    model
-        .stages()
-        .any(|stage| matches!(stage.structure, LayerStructure::Conv2d(_)))
 }
 
 /// The PNG of an input: `digit.png` → `OUT/digit.png`, test image 7 → `OUT/test-7.png`.
@@ -141,17 +100,41 @@ pub fn run(arguments: &ExplainArgs) -> Result<()> {
         &device,
     )?;
     let mut methods = arguments.method.expand();
-    if !has_convolution(model) {
+    if !Method::GradCam.supports(model) {
         if arguments.method == ExplainMethod::Gradcam {
             bail!(
                 "{} has no convolution: Grad-CAM needs one; try --method ig or saliency",
                 loaded.recipe.model
             );
         }
-        methods.retain(|&method| method != ExplainMethod::Gradcam);
+        methods.retain(|&method| method != Method::GradCam);
     }
     if arguments.sanity {
-        return sanity(model, &inputs, &methods, arguments.target);
+        let random_labels = arguments
+            .random_labels_checkpoint
+            .as_deref()
+            .map(|argument| -> Result<Sequential> {
+                let path = checkpoint_file(argument, arguments.data.data_dir.as_deref())?;
+                let random = load_image_classifier(&path, &device)
+                    .with_context(|| format!("--random-labels-checkpoint {}", path.display()))?;
+                if random.recipe.model != loaded.recipe.model {
+                    bail!(
+                        "--random-labels-checkpoint {} is a {}, the model a {}: train the same architecture with --shuffle-labels",
+                        path.display(),
+                        random.recipe.model,
+                        loaded.recipe.model
+                    );
+                }
+                Ok(random.model)
+            })
+            .transpose()?;
+        return sanity(
+            model,
+            random_labels.as_ref(),
+            &inputs,
+            &methods,
+            arguments.target,
+        );
     }
     std::fs::create_dir_all(&arguments.out)
         .with_context(|| format!("cannot create {}", arguments.out.display()))?;
@@ -183,7 +166,7 @@ pub fn run(arguments: &ExplainArgs) -> Result<()> {
 fn explain_one(
     model: &Sequential,
     input: &Input,
-    methods: &[ExplainMethod],
+    methods: &[Method],
     arguments: &ExplainArgs,
     names: &[&str],
 ) -> Result<String> {
@@ -208,11 +191,11 @@ fn explain_one(
     for &method in methods {
         let map = attribute(model, method, &batch, class)?;
         panels.push(Panel {
-            caption: method.name().into(),
-            heat: Some(figure::normalise(&map.values)),
+            caption: method.title().into(),
+            heat: Some(display_scale(&map.values)),
         });
         maps.insert(
-            method.name().into(),
+            method.title().into(),
             json!({"attribution": map.values, "completeness_error": map.completeness_error}),
         );
     }
@@ -251,12 +234,14 @@ fn explain_one(
 }
 
 /// The sanity checks on the images that could be read: for each gradient method, the rank
-/// correlation with the trained model's maps as layers are re-initialised from the top, and for
-/// every method the deletion curve's area against a random order.
+/// correlation with the trained model's maps as layers are re-initialised from the top; with a
+/// model trained on permuted labels, the rank correlation with its maps (data randomization);
+/// and for every method the deletion curve's area against a random order.
 fn sanity(
     model: &Sequential,
+    random_labels: Option<&Sequential>,
     inputs: &[Input],
-    methods: &[ExplainMethod],
+    methods: &[Method],
     target: Option<u32>,
 ) -> Result<()> {
     let images: Vec<Tensor> = inputs
@@ -279,8 +264,8 @@ fn sanity(
         "sanity checks on {} image(s) (Adebayo et al. 2018)",
         images.len()
     );
-    println!("| method | ρ of |map| as layers are randomised, top first | ρ of the signed map | deletion AUC | random order AUC |");
-    println!("|---|---|---|---|---|");
+    println!("| method | ρ of |map| as layers are randomised, top first | ρ of the signed map | ρ with the random-label model, of |map| / signed | deletion AUC | random order AUC |");
+    println!("|---|---|---|---|---|---|");
     let mut rng = SeededRng::new(0);
     for &method in methods {
         let maps = |model: &Sequential| -> dl_explain::Result<Tensor> {
@@ -297,7 +282,7 @@ fn sanity(
             }
             Ok(Tensor::stack(&all, 0)?)
         };
-        let (rho, signed) = if method == ExplainMethod::Occlusion {
+        let (rho, signed) = if method == Method::Occlusion {
             ("(no gradient)".to_string(), String::new())
         } else {
             let stages = cascading_randomization(model, 1, maps)?;
@@ -314,6 +299,17 @@ fn sanity(
             )
         };
         let trained = maps(model)?;
+        let data_randomization = match random_labels {
+            Some(random) => {
+                let random_maps = maps(random)?;
+                format!(
+                    "{:.2} / {:.2}",
+                    dl_explain::mean_rank_correlation(&trained, &random_maps, true)?,
+                    dl_explain::mean_rank_correlation(&trained, &random_maps, false)?
+                )
+            }
+            None => "—".to_string(),
+        };
         let (mut ranked, mut random) = (0.0, 0.0);
         for (index, &class) in classes.iter().enumerate() {
             let image = batch.get(index)?;
@@ -325,11 +321,14 @@ fn sanity(
         }
         let count = classes.len() as f64;
         println!(
-            "| {} | {rho} | {signed} | {:.3} | {:.3} |",
-            method.name(),
+            "| {} | {rho} | {signed} | {data_randomization} | {:.3} | {:.3} |",
+            method.title(),
             ranked / count,
             random / count
         );
+    }
+    if random_labels.is_none() {
+        println!("(data randomization: pass --random-labels-checkpoint F, a model trained with train --shuffle-labels)");
     }
     Ok(())
 }

@@ -42,19 +42,6 @@ pub fn viridis(value: f32) -> [u8; 3] {
     colour
 }
 
-/// An attribution scaled to [0, 1] for display: |a| over its 99th percentile (so that one
-/// extreme pixel does not wash out the rest).
-pub fn normalise(attribution: &[f32]) -> Vec<f32> {
-    let mut magnitudes: Vec<f32> = attribution.iter().map(|value| value.abs()).collect();
-    let mut sorted = magnitudes.clone();
-    sorted.sort_by(f32::total_cmp);
-    let top = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)].max(f32::MIN_POSITIVE);
-    for value in &mut magnitudes {
-        *value = (*value / top).min(1.0);
-    }
-    magnitudes
-}
-
 fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {

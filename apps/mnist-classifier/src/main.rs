@@ -16,6 +16,7 @@ mod measure;
 mod predict;
 mod prune;
 mod quantize;
+mod serve;
 mod settings;
 mod train;
 
@@ -31,6 +32,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     let threads = cli.threads;
+    if let Some(Command::Serve(arguments)) = &cli.command {
+        // A server waits on the network: it must not hold one of the compute threads while it
+        // does, so it runs beside the pool rather than on it.
+        let outcome = dl_tensor::threads::configure(threads)
+            .map_err(anyhow::Error::from)
+            .and_then(|plan| serve::run(arguments, plan.compute_threads));
+        if let Err(error) = outcome {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     dl_tensor::threads::run_program(threads, || run(cli));
 }
 
@@ -43,6 +56,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Prune(arguments)) => prune::run(&arguments),
         Some(Command::Quantize(arguments)) => quantize::run(&arguments),
         Some(Command::Explain(arguments)) => explain::run(&arguments),
+        Some(Command::Serve(_)) => unreachable!("main runs serve beside the compute pool"),
         Some(Command::Summary(arguments)) => {
             let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
             let dropout = arguments

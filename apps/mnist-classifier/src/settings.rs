@@ -22,6 +22,9 @@ pub struct TrainingSettings {
     pub weight_decay: f64,
     /// Whether the training images were augmented.
     pub augment: bool,
+    /// Whether the model learned randomly permuted labels (`--shuffle-labels`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffled_labels: bool,
 }
 
 impl TrainingSettings {
@@ -34,6 +37,7 @@ impl TrainingSettings {
             optimizer: format!("{:?}", arguments.optimizer).to_lowercase(),
             weight_decay: arguments.weight_decay,
             augment: arguments.augment,
+            shuffled_labels: arguments.shuffle_labels,
         }
     }
 
@@ -53,6 +57,7 @@ impl TrainingSettings {
                 .and_then(|value| value.parse().ok())
                 .unwrap_or(0.0),
             augment: field("augment").is_some_and(|value| value == "true"),
+            shuffled_labels: false,
         })
     }
 }

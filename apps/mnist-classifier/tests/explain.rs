@@ -58,4 +58,69 @@ fn explain_writes_figures_json_and_the_sanity_table() {
         "{table}"
     );
     assert!(table.contains("deletion AUC"), "{table}");
+    assert!(table.contains("pass --random-labels-checkpoint"), "{table}");
+
+    // data randomization: a model of the same architecture trained on permuted labels
+    let random = dir.join("random.safetensors");
+    let output = train(
+        &data,
+        &random,
+        &["--model", "course-cnn", "--epochs", "1", "--shuffle-labels"],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("randomly permuted labels"), "{log}");
+    let output = run(&[
+        "evaluate",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        random.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&output).contains("on randomly permuted labels"),
+        "{}",
+        text(&output)
+    );
+    let mut arguments = base.to_vec();
+    arguments.extend([
+        "--index", "1", "--index", "2", "--sanity", "--method", "saliency",
+    ]);
+    arguments.extend(["--random-labels-checkpoint", random.to_str().unwrap()]);
+    let output = run(&arguments);
+    let table = text(&output);
+    assert!(output.status.success(), "{table}");
+    let row = table
+        .lines()
+        .find(|line| line.starts_with("| saliency |"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cell = row.split('|').nth(4).unwrap();
+    let rhos: Vec<f64> = cell
+        .split(" / ")
+        .map(|rho| rho.trim().parse().unwrap_or_else(|_| panic!("{row}")))
+        .collect();
+    assert_eq!(rhos.len(), 2, "{row}");
+    assert!(rhos.iter().all(|rho| (-1.0..=1.0).contains(rho)), "{row}");
+
+    // the random-label model must be of the same architecture
+    let mlp = dir.join("mlp.safetensors");
+    let output = train(
+        &data,
+        &mlp,
+        &["--model", "logreg", "--epochs", "1", "--shuffle-labels"],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let mut arguments = base.to_vec();
+    arguments.extend([
+        "--index",
+        "1",
+        "--sanity",
+        "--random-labels-checkpoint",
+        mlp.to_str().unwrap(),
+    ]);
+    common::assert_clear_failure(
+        &run(&arguments),
+        &["is a logreg, the model a course-cnn", "--shuffle-labels"],
+    );
 }

@@ -17,6 +17,8 @@
 //! | [`grad_cam`] | ReLU(Σ αₖ Aᵏ) on the last convolution (Selvaraju 2017) | `grad_cam.rs` |
 //! | [`Occlusion`] | probability drop under a sliding patch (Zeiler & Fergus 2014) | `occlusion.rs` |
 //!
+//! [`Method`] names them all for programs that let a person choose.
+//!
 //! [`cascading_randomization`] and [`deletion_curve`] are Adebayo et al.'s and Petsiuk et al.'s
 //! sanity checks: a map that explains the model changes when the model does, and removing the
 //! pixels it ranks first hurts the prediction faster than removing random ones.
@@ -46,6 +48,7 @@ mod grad_cam;
 mod gradient;
 mod gradient_times_input;
 mod integrated_gradients;
+mod method;
 mod occlusion;
 mod saliency;
 mod sanity;
@@ -56,6 +59,7 @@ pub use grad_cam::grad_cam;
 pub use gradient::{class_score_gradient, class_scores};
 pub use gradient_times_input::gradient_times_input;
 pub use integrated_gradients::{IntegratedAttribution, IntegratedGradients};
+pub use method::{display_scale, Attribution, Method};
 pub use occlusion::Occlusion;
 pub use saliency::vanilla_gradient;
 pub use sanity::{
