@@ -7,7 +7,8 @@
 //! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
 //!   [`Sequential::summary`].
 //! - Losses and metrics (and the quality of generated samples: Inception Score, Fréchet
-//!   distance), and safetensors checkpoints whose tensor names follow PyTorch's.
+//!   distance), ensembles of classifiers ([`combine`], with their calibration and diversity),
+//!   and safetensors checkpoints whose tensor names follow PyTorch's.
 //!
 //! All weights live in a [`VarStore`], initialised from a seeded generator so that the same seed
 //! gives the same model.
@@ -37,6 +38,7 @@ mod conv_transpose;
 mod dense;
 mod dropout;
 mod embedding;
+mod ensemble;
 mod error;
 mod flatten;
 mod init;
@@ -63,6 +65,10 @@ pub use dl_tensor::accuracy;
 pub use dl_tensor::{encode_safetensors, write_atomically};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use ensemble::{
+    combine, expected_calibration_error, negative_log_likelihood, oracle_accuracy,
+    pairwise_disagreement, Combined, EnsembleMethod,
+};
 pub use error::{NnError, Result};
 pub use flatten::Flatten;
 pub use init::Init;
