@@ -1,4 +1,4 @@
-//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain|serve]`, with `train` and its
+//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain|serve|search]`, with `train` and its
 //! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
@@ -43,6 +43,9 @@ pub enum Command {
     /// Serve a page to draw digits on, with live predictions and saliency maps, and its JSON
     /// API (course §8).
     Serve(ServeArgs),
+    /// Search hyper-parameters (course §8, AutoML): TPE, random or grid sampling, median or
+    /// ASHA pruning, a resumable journal, the results table and the best train command.
+    Search(SearchArgs),
 }
 
 /// Which dataset, where it lives and where to compute.
@@ -406,4 +409,59 @@ pub struct ServeArgs {
     /// Device: cpu, cuda, cuda:N, metal or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// The pruners `search --pruner` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrunerChoice {
+    /// Train every trial to the end.
+    None,
+    /// Stop a trial below the median of completed trials at the same epoch (Optuna's default).
+    Median,
+    /// Asynchronous successive halving: keep the best third at epochs 1, 3, 9, ...
+    Asha,
+}
+
+/// Settings of `search`.
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The search space (TOML; default: apps/mnist-classifier/search-space.toml, built in).
+    #[arg(long, value_name = "FILE")]
+    pub space: Option<PathBuf>,
+    /// The most trials (a resumed journal's included).
+    #[arg(long, default_value_t = 30)]
+    pub trials: usize,
+    /// Start no trial after this many minutes.
+    #[arg(long, value_name = "M")]
+    pub minutes: Option<f64>,
+    /// How configurations are chosen.
+    #[arg(long, value_enum, default_value_t = dl_tune::SamplerKind::Tpe)]
+    pub sampler: dl_tune::SamplerKind,
+    /// When trials stop early.
+    #[arg(long, value_enum, default_value_t = PrunerChoice::Median)]
+    pub pruner: PrunerChoice,
+    /// Trials at once, each on threads / jobs threads.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Seed of the sampler and the validation split; trial k trains with seed + k.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The journal (JSONL); the results CSV, history PNG and best configuration go beside it.
+    #[arg(long, default_value = "checkpoints/search/journal.jsonl")]
+    pub journal: PathBuf,
+    /// Continue the search in --journal (after a crash or a kill, or with a larger --trials).
+    #[arg(long)]
+    pub resume: bool,
+    /// The share of the training images held out to score trials (the test set is never used).
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_split: f64,
+    /// Then train the best configuration on all the training images and evaluate it on the
+    /// test set, once.
+    #[arg(long)]
+    pub retrain: bool,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
 }

@@ -16,6 +16,7 @@ mod measure;
 mod predict;
 mod prune;
 mod quantize;
+mod search;
 mod serve;
 mod settings;
 mod train;
@@ -57,6 +58,10 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Quantize(arguments)) => quantize::run(&arguments),
         Some(Command::Explain(arguments)) => explain::run(&arguments),
         Some(Command::Serve(_)) => unreachable!("main runs serve beside the compute pool"),
+        Some(Command::Search(arguments)) => {
+            let threads = rayon::current_num_threads();
+            search::run(&arguments, threads)
+        }
         Some(Command::Summary(arguments)) => {
             let store = dl_nn::VarStore::new(&dl_tensor::Device::Cpu, dl_tensor::DType::F32, 0);
             let dropout = arguments

@@ -28,12 +28,13 @@ use crate::{
 /// Batch size used to evaluate (no gradients are kept). 250 images at a time hold a quarter of
 /// the activations of 1,000: the two-block CNN's 15-epoch run peaked at 1,282 MiB with 1,000
 /// and its 20-epoch run at 487 MiB with 250.
-const EVALUATION_BATCH: usize = 250;
+pub(crate) const EVALUATION_BATCH: usize = 250;
 
 /// The random stream of `--shuffle-labels`, apart from those of initialisation and batching.
 const LABEL_STREAM: u64 = 0x1abe1;
 
-fn optimizer(arguments: &TrainArgs) -> Result<Box<dyn Optimizer>> {
+/// The optimizer `--optimizer` names, with the run's learning rate and weight decay.
+pub(crate) fn optimizer(arguments: &TrainArgs) -> Result<Box<dyn Optimizer>> {
     let learning_rate = arguments.learning_rate;
     let weight_decay = arguments.weight_decay;
     Ok(match arguments.optimizer {

@@ -67,7 +67,7 @@ pub use report::{
     parameter_importance, plot_history, ranked_trials, results_table, write_csv, Importance,
 };
 pub use sampler::{Sampler, SamplerKind};
-pub use search::{Search, SearchOutcome, SearchSettings, Trial, TrialStop};
+pub use search::{Reporter, Search, SearchOutcome, SearchSettings, Trial, TrialStop};
 pub use space::{Config, Parameter, SearchSpace, Value};
 pub use tpe::TpeSettings;
 pub use trial::{Direction, TrialRecord, TrialState};

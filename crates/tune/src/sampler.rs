@@ -14,6 +14,7 @@ use crate::{tpe, Config, Direction, Result, SearchSpace, TrialRecord, TuneError}
 
 /// The samplers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SamplerKind {
     /// Every combination of the parameters' grids, in a seeded random order.

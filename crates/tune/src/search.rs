@@ -11,7 +11,7 @@
 use std::{
     panic::AssertUnwindSafe,
     path::Path,
-    sync::{Condvar, Mutex},
+    sync::{Arc, Condvar, Mutex},
     time::{Duration, Instant},
 };
 
@@ -61,14 +61,34 @@ impl TrialStop {
 }
 
 /// A running trial, as the objective sees it.
-pub struct Trial<'a> {
+pub struct Trial {
     id: usize,
-    config: &'a Config,
+    config: Config,
     seed: u64,
-    shared: &'a Shared<'a>,
+    shared: Arc<Shared>,
 }
 
-impl Trial<'_> {
+/// A handle that reports a trial's metric, owned, for code that cannot hold a borrowed
+/// [`Trial`] (a training callback, say).
+#[derive(Clone)]
+pub struct Reporter {
+    id: usize,
+    shared: Arc<Shared>,
+}
+
+impl Reporter {
+    /// As [`Trial::report`].
+    pub fn report(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
+        if !value.is_finite() {
+            return Err(TrialStop::Failed(format!(
+                "the metric was {value} after epoch {epoch}"
+            )));
+        }
+        self.shared.report(self.id, epoch, value)
+    }
+}
+
+impl Trial {
     /// Its number.
     pub fn id(&self) -> usize {
         self.id
@@ -76,7 +96,15 @@ impl Trial<'_> {
 
     /// Its configuration.
     pub fn config(&self) -> &Config {
-        self.config
+        &self.config
+    }
+
+    /// An owned handle on [`Trial::report`].
+    pub fn reporter(&self) -> Reporter {
+        Reporter {
+            id: self.id,
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The seed it should train with.
@@ -102,19 +130,14 @@ impl Trial<'_> {
     /// Records the metric after `epoch` (from 1); an `Err(Pruned)` tells the objective to stop.
     /// A value that is not a number fails the trial.
     pub fn report(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
-        if !value.is_finite() {
-            return Err(TrialStop::Failed(format!(
-                "the metric was {value} after epoch {epoch}"
-            )));
-        }
-        self.shared.report(self.id, epoch, value)
+        self.reporter().report(epoch, value)
     }
 }
 
 /// The trials of a search and their journal, shared by the workers.
-struct Shared<'a> {
-    space: &'a SearchSpace,
-    settings: &'a SearchSettings,
+struct Shared {
+    space: SearchSpace,
+    settings: SearchSettings,
     sampler: Sampler,
     state: Mutex<State>,
     finished: Condvar,
@@ -134,7 +157,7 @@ struct State {
     failure: Option<TuneError>,
 }
 
-impl Shared<'_> {
+impl Shared {
     fn visible(trials: &[TrialRecord], id: usize, jobs: usize) -> Vec<&TrialRecord> {
         let end = (id + 1).saturating_sub(jobs);
         trials[..end.min(trials.len())].iter().collect()
@@ -235,7 +258,7 @@ impl Shared<'_> {
                     let visible = Self::visible(&state.trials, id, self.settings.jobs);
                     match self
                         .sampler
-                        .sample(self.space, id, &visible, self.settings.direction)
+                        .sample(&self.space, id, &visible, self.settings.direction)
                     {
                         Some(config) => config,
                         None => {
@@ -429,9 +452,9 @@ impl<'a> Search<'a> {
         F: Fn(&Trial) -> std::result::Result<f64, TrialStop> + Sync,
     {
         let sampler = Sampler::new(self.settings.sampler, self.space, self.settings.seed)?;
-        let shared = Shared {
-            space: self.space,
-            settings: &self.settings,
+        let shared = Arc::new(Shared {
+            space: self.space.clone(),
+            settings: self.settings.clone(),
             sampler,
             state: Mutex::new(State {
                 interrupted: self
@@ -448,7 +471,7 @@ impl<'a> Search<'a> {
             }),
             finished: Condvar::new(),
             started: Instant::now(),
-        };
+        });
         let jobs = self.settings.jobs;
         let threads_per_trial = (self.settings.threads / jobs).max(1);
         let on_trial_end = self.on_trial_end.as_deref();
@@ -472,9 +495,9 @@ impl<'a> Search<'a> {
             while let Some((id, config)) = shared.claim() {
                 let trial = Trial {
                     id,
-                    config: &config,
+                    config,
                     seed: self.settings.seed.wrapping_add(id as u64),
-                    shared: &shared,
+                    shared: Arc::clone(&shared),
                 };
                 let begun = Instant::now();
                 let run = || {
@@ -511,6 +534,10 @@ impl<'a> Search<'a> {
                     .collect::<Result<Vec<()>>>()
             })?;
         }
+        let shared = Arc::try_unwrap(shared).map_err(|_| TuneError::Setting {
+            setting: "objective",
+            problem: "it kept a trial's reporter after the search ended".into(),
+        })?;
         let mut state = shared
             .state
             .into_inner()
