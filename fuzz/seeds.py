@@ -156,6 +156,23 @@ def main():
     write("http_api", "pixels.json", bytes([0, 0, 3, 0]) + json.dumps({"pixels": [0.5] * 784}).encode())
     write("http_api", "info", bytes([1, 2, 5, 0]))
 
+    with open(os.path.join(ROOT, "..", "apps", "mnist-classifier", "search-space.toml"), "rb") as file:
+        write("search_space", "default.toml", file.read())
+    write("search_space", "grid.toml", b'[width]\ntype = "int"\nlow = 16\nhigh = 64\nstep = 16\n'
+                                       b'[rate]\ntype = "float"\nlow = 1e-4\nhigh = 1e-1\nlog = true\npoints = 4\n')
+    header = {"seed": 7, "sampler": "tpe", "pruner": {"kind": "median", "startup_trials": 5, "warmup_epochs": 0},
+              "direction": "maximize", "jobs": 1, "metric": "validation_accuracy",
+              "space": {"rate": {"type": "float", "low": 0.0001, "high": 0.1, "log": True}}}
+    events = [
+        {"event": "search", "version": 1, "header": header},
+        {"event": "trial_started", "trial": 0, "config": {"rate": 0.001}},
+        {"event": "report", "trial": 0, "epoch": 1, "value": 0.97},
+        {"event": "trial_finished", "trial": 0, "state": "complete", "value": 0.98, "seconds": 4.2, "error": None},
+        {"event": "trial_started", "trial": 1, "config": {"rate": 0.01}},
+        {"event": "report", "trial": 1, "epoch": 1, "value": 0.5},
+    ]
+    write("search_journal", "journal.jsonl", "".join(json.dumps(event) + "\n" for event in events).encode())
+
     write("text", "corpus.txt", "To be, or not to be: that is the question.\n".encode())
     write("text", "bom.txt", "\ufeffdeep learning 深度学习\n".encode())
     write("text", "tokenizer.json", tokenizer.encode())

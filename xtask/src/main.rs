@@ -51,6 +51,9 @@ fn main() -> Result<()> {
                 "crates/compress  dl-compress  pruning, int8 quantization, the compact format"
             );
             println!("crates/explain   dl-explain   saliency methods and their sanity checks");
+            println!(
+                "crates/tune      dl-tune      hyper-parameter search: samplers, pruners, journal"
+            );
             println!("crates/serve     dl-serve     the drawing page and JSON API of a classifier");
             println!("examples         dl-examples  the course's concepts as numbered examples");
             println!("docs/architecture.md  which concept lives where");

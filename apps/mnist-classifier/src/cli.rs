@@ -1,4 +1,4 @@
-//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain|serve|search]`, with `train` and its
+//! The command line: `mnist-classifier [train|evaluate|predict|summary|prune|quantize|explain|serve|search|ensemble]`, with `train` and its
 //! course's defaults (and a cosine learning-rate schedule) when no subcommand is given.
 
 use std::path::PathBuf;
@@ -46,6 +46,9 @@ pub enum Command {
     /// Search hyper-parameters (course §8, AutoML): TPE, random or grid sampling, median or
     /// ASHA pruning, a resumable journal, the results table and the best train command.
     Search(SearchArgs),
+    /// Combine several trained classifiers and compare them with their members: accuracy,
+    /// NLL, calibration, disagreement, oracle accuracy, cost (course appendix: ensembles).
+    Ensemble(EnsembleArgs),
 }
 
 /// Which dataset, where it lives and where to compute.
@@ -124,6 +127,10 @@ pub struct TrainArgs {
     /// accuracy.
     #[arg(long)]
     pub shuffle_labels: bool,
+    /// Train this many models, with seeds seed, seed + 1, ..., as OUT-member-1, ... (for an
+    /// ensemble).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub members: usize,
     /// Fraction of the training set held out for validation (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub validation_split: f64,
@@ -461,6 +468,34 @@ pub struct SearchArgs {
     /// test set, once.
     #[arg(long)]
     pub retrain: bool,
+    /// Do not download missing data.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// How `ensemble` combines its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnsembleChoice {
+    /// The mean of the members' class probabilities (soft voting).
+    Mean,
+    /// One vote per member for its most probable class; ties go to the higher mean probability.
+    Vote,
+}
+
+/// Settings of `ensemble`.
+#[derive(Debug, Clone, Args)]
+pub struct EnsembleArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A member (a checkpoint of any precision); give two or more.
+    #[arg(long, required = true)]
+    pub checkpoint: Vec<PathBuf>,
+    /// How the members are combined.
+    #[arg(long, value_enum, default_value_t = EnsembleChoice::Mean)]
+    pub method: EnsembleChoice,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
     /// Do not download missing data.
     #[arg(long)]
     pub offline: bool,

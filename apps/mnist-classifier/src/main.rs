@@ -8,6 +8,7 @@
 
 mod cli;
 mod data;
+mod ensemble;
 mod evaluate;
 mod explain;
 mod figure;
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Quantize(arguments)) => quantize::run(&arguments),
         Some(Command::Explain(arguments)) => explain::run(&arguments),
         Some(Command::Serve(_)) => unreachable!("main runs serve beside the compute pool"),
+        Some(Command::Ensemble(arguments)) => ensemble::run(&arguments),
         Some(Command::Search(arguments)) => {
             let threads = rayon::current_num_threads();
             search::run(&arguments, threads)

@@ -31,7 +31,8 @@ use crate::{
 const DEFAULT_SPACE: &str = include_str!("../search-space.toml");
 
 /// Settings that the search decides itself, and that a space may not vary.
-const SET_BY_SEARCH: [&str; 9] = [
+const SET_BY_SEARCH: [&str; 10] = [
+    "members",
     "data_dir",
     "dataset",
     "device",

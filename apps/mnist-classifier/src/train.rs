@@ -4,7 +4,7 @@
 //! is resumed), build (data, model, trainer), report (test the model, save the run, say where
 //! it is).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader, ImageSet};
@@ -198,8 +198,47 @@ fn shuffle_labels(set: &ImageSet, seed: u64) -> Result<ImageSet> {
     })
 }
 
+/// Trains `--members K` models with consecutive seeds, each as a run of its own.
+fn train_members(arguments: &TrainArgs) -> Result<()> {
+    if arguments.resume.is_some() {
+        bail!("--members cannot be combined with --resume: resume each member's checkpoint on its own");
+    }
+    let stem = arguments.out.with_extension("");
+    let mut outs = Vec::new();
+    for member in 1..=arguments.members {
+        let mut one = arguments.clone();
+        one.members = 1;
+        one.seed = Some(arguments.seed().wrapping_add(member as u64 - 1));
+        one.out = PathBuf::from(format!("{}-member-{member}.safetensors", stem.display()));
+        println!(
+            "member {member} of {} (seed {}): {}",
+            arguments.members,
+            one.seed(),
+            one.out.display()
+        );
+        run(&one)?;
+        outs.push(one.out);
+    }
+    let checkpoints: Vec<String> = outs
+        .iter()
+        .map(|out| format!("--checkpoint {}", out.display()))
+        .collect();
+    println!("combine them:");
+    println!(
+        "  cargo run --release -p mnist-classifier -- ensemble {}",
+        checkpoints.join(" ")
+    );
+    Ok(())
+}
+
 /// Runs `train`.
 pub fn run(arguments: &TrainArgs) -> Result<()> {
+    if arguments.members == 0 {
+        bail!("--members must be at least 1");
+    }
+    if arguments.members > 1 {
+        return train_members(arguments);
+    }
     let mut arguments = arguments.clone();
     let plan = Plan::new(&mut arguments)?;
     let arguments = &arguments;

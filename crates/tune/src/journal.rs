@@ -194,6 +194,11 @@ pub struct Replay {
 pub fn read_journal(path: &Path) -> Result<Replay> {
     let bytes = std::fs::read(path)
         .map_err(|error| TuneError::journal(path, format!("cannot read it: {error}")))?;
+    replay_journal(path, &bytes)
+}
+
+/// Checks and replays the journal `bytes` (read from `path`, which names it in errors).
+pub fn replay_journal(path: &Path, bytes: &[u8]) -> Result<Replay> {
     let mut header = None;
     let mut trials: Vec<TrialRecord> = Vec::new();
     let mut valid_bytes = 0u64;

@@ -61,7 +61,9 @@ mod tpe;
 mod trial;
 
 pub use error::{Result, TuneError};
-pub use journal::{read_journal, Event, Journal, Replay, SearchHeader, JOURNAL_VERSION};
+pub use journal::{
+    read_journal, replay_journal, Event, Journal, Replay, SearchHeader, JOURNAL_VERSION,
+};
 pub use pruner::Pruner;
 pub use report::{
     parameter_importance, plot_history, ranked_trials, results_table, write_csv, Importance,

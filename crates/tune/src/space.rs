@@ -248,7 +248,7 @@ impl Parameter {
                 let number = match step {
                     Some(step) => {
                         let largest = ((high - low) / step + 1e-9).floor();
-                        low + ((number - low) / step).round().clamp(0.0, largest) * step
+                        on_step(low + ((number - low) / step).round().clamp(0.0, largest) * step)
                     }
                     None => number,
                 };
@@ -331,7 +331,7 @@ impl Parameter {
                         };
                         let position = low_internal + share * (high_internal - low_internal);
                         match (step, points) {
-                            (Some(step), None) => Value::Float(low + index as f64 * step),
+                            (Some(step), None) => Value::Float(on_step(low + index as f64 * step)),
                             _ if log => Value::Float(position.exp().clamp(low, high)),
                             _ => Value::Float(position),
                         }
@@ -343,6 +343,12 @@ impl Parameter {
         };
         Ok(values)
     }
+}
+
+/// A value on a float step without the binary rounding of `low + k · step` (0.15, not
+/// 0.15000000000000002): rounded to 12 significant digits.
+fn on_step(value: f64) -> f64 {
+    format!("{value:.11e}").parse().unwrap_or(value)
 }
 
 /// The hyper-parameters a search varies, in name order.
@@ -465,6 +471,17 @@ mod tests {
             assert!((rate / expected - 1.0).abs() < 1e-12, "{rates:?}");
         }
         assert_eq!(grid("model").len(), 2);
+        let dropout = Parameter::Float {
+            low: 0.0,
+            high: 0.5,
+            log: false,
+            step: Some(0.05),
+            points: None,
+        };
+        let values = dropout.grid_values("dropout").unwrap();
+        assert_eq!(values.len(), 11);
+        assert_eq!(values[3], Value::Float(0.15));
+        assert_eq!(dropout.value_at(0.149), Value::Float(0.15));
         assert_eq!(grid("epochs"), [Value::Int(6)]);
     }
 

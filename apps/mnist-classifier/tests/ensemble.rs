@@ -1,0 +1,96 @@
+//! `train --members K` and `ensemble` end to end on a small synthetic MNIST: the members' and the
+//! ensemble's table, with the mean ensemble's NLL at most its members' mean (Jensen).
+
+mod common;
+
+use common::{assert_clear_failure, run, synthetic_data, text, train};
+
+/// The number in column `column` (1-based, between bars) of the table row starting with `start`.
+fn cell(table: &str, start: &str, column: usize) -> f64 {
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(start))
+        .unwrap_or_else(|| panic!("no row {start}: {table}"));
+    row.split('|')
+        .nth(column)
+        .unwrap()
+        .trim()
+        .trim_matches('*')
+        .trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("{row}"))
+}
+
+#[test]
+fn members_train_with_consecutive_seeds_and_combine() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let data = synthetic_data(dir);
+    let out = dir.join("mlp.safetensors");
+    let output = train(
+        &data,
+        &out,
+        &[
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--members",
+            "3",
+            "--seed",
+            "5",
+        ],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    for (member, seed) in [(1, 5), (2, 6), (3, 7)] {
+        assert!(
+            log.contains(&format!("member {member} of 3 (seed {seed})")),
+            "{log}"
+        );
+        assert!(dir
+            .join(format!("mlp-member-{member}.safetensors"))
+            .exists());
+    }
+    assert!(log.contains("ensemble --checkpoint"), "{log}");
+    let members: Vec<String> = (1..=3)
+        .map(|member| {
+            dir.join(format!("mlp-member-{member}.safetensors"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut arguments = vec![
+        "ensemble",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    for member in &members {
+        arguments.extend(["--checkpoint", member.as_str()]);
+    }
+    let output = run(&arguments);
+    let table = text(&output);
+    assert!(output.status.success(), "{table}");
+    assert!(
+        table.contains("3 members on the 100 test images of MNIST"),
+        "{table}"
+    );
+    let mean_member_nll = cell(&table, "| mean member", 3);
+    let ensemble_nll = cell(&table, "| **ensemble**", 3);
+    assert!(ensemble_nll <= mean_member_nll + 1e-4, "{table}");
+    assert!(table.contains("oracle accuracy"), "{table}");
+    arguments.extend(["--method", "vote"]);
+    let output = run(&arguments);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("majority vote"));
+    let output = run(&[
+        "ensemble",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        &members[0],
+    ]);
+    assert_clear_failure(&output, &["at least two --checkpoint"]);
+}
