@@ -184,6 +184,10 @@ pub struct EvaluateArgs {
     /// Examples per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// Test-time augmentation: average the predictions of each image and its four one-pixel
+    /// shifts.
+    #[arg(long)]
+    pub tta: bool,
     /// Do not download missing data.
     #[arg(long)]
     pub offline: bool,
@@ -205,6 +209,10 @@ pub struct PredictArgs {
     /// Print JSON (one object per image) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Test-time augmentation: average the predictions of each image and its four one-pixel
+    /// shifts.
+    #[arg(long)]
+    pub tta: bool,
     /// Do not download missing data (for --index).
     #[arg(long)]
     pub offline: bool,

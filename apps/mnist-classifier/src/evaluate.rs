@@ -9,7 +9,7 @@ use dl_nn::{ConfusionMatrix, Loss, Mode};
 use dl_tensor::DeviceChoice;
 use dl_train::evaluate;
 
-use crate::{cli::EvaluateArgs, data::load_images, settings::TrainingSettings};
+use crate::{cli::EvaluateArgs, data::load_images, settings::TrainingSettings, tta};
 
 /// Runs `evaluate`.
 pub fn run(arguments: &EvaluateArgs) -> Result<()> {
@@ -35,19 +35,38 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         );
     }
     let loader = BatchLoader::evaluation(&test, arguments.batch_size)?;
-    let result = evaluate(loaded.layer(), Loss::CrossEntropy, loader.epoch_batches(0))?;
     let mut confusion = ConfusionMatrix::new(10);
-    for batch in loader.epoch_batches(0) {
-        let (images, labels) = batch?;
-        confusion.add_scores(&loaded.layer().forward(&images, Mode::Eval)?, &labels)?;
-    }
+    let (loss, accuracy, targets) = if arguments.tta {
+        // the mean of five views' probabilities: its NLL is the test loss
+        let mut nll_sum = 0.0;
+        for batch in loader.epoch_batches(0) {
+            let (images, labels) = batch?;
+            let probabilities = tta::probabilities(loaded.layer(), &images, true)?;
+            confusion.add_scores(&probabilities, &labels)?;
+            nll_sum +=
+                dl_nn::negative_log_likelihood(&probabilities, &labels)? * labels.dim(0)? as f64;
+        }
+        let total = confusion.total() as usize;
+        (nll_sum / total.max(1) as f64, confusion.accuracy(), total)
+    } else {
+        let result = evaluate(loaded.layer(), Loss::CrossEntropy, loader.epoch_batches(0))?;
+        for batch in loader.epoch_batches(0) {
+            let (images, labels) = batch?;
+            confusion.add_scores(&loaded.layer().forward(&images, Mode::Eval)?, &labels)?;
+        }
+        (result.loss, result.accuracy.unwrap_or(0.0), result.targets)
+    };
     println!(
-        "{} ({}, {}), {} test images of {}",
+        "{} ({}, {}), {targets} test images of {}{}",
         arguments.checkpoint.display(),
         recipe.model,
         loaded.precision(),
-        result.targets,
-        recipe.dataset.name()
+        recipe.dataset.name(),
+        if arguments.tta {
+            ", each averaged over itself and its four one-pixel shifts (--tta)"
+        } else {
+            ""
+        }
     );
     let epochs = loaded
         .metadata()
@@ -68,11 +87,8 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         ),
         None => println!("trained {epochs} epochs (the checkpoint does not say how)"),
     }
-    println!("test loss {:.4}", result.loss);
-    println!(
-        "test accuracy {:.2}%",
-        100.0 * result.accuracy.unwrap_or(0.0)
-    );
+    println!("test loss {loss:.4}");
+    println!("test accuracy {:.2}%", 100.0 * accuracy);
     println!();
     println!("confusion matrix (rows: true class, columns: predicted class)");
     print!("{confusion}");

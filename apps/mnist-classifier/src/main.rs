@@ -21,6 +21,7 @@ mod search;
 mod serve;
 mod settings;
 mod train;
+mod tta;
 
 use anyhow::Result;
 use clap::Parser;

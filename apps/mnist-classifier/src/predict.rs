@@ -5,22 +5,24 @@
 use anyhow::{bail, Result};
 use dl_compress::load_classifier;
 use dl_models::checkpoint_file;
-use dl_nn::{Layer, Mode};
+use dl_nn::Layer;
 use dl_tensor::{DeviceChoice, Tensor};
 use serde_json::json;
 
 use crate::{
     cli::PredictArgs,
     inputs::{gather_inputs, Input},
+    tta,
 };
 
 /// How many classes to show per image.
 const TOP: usize = 3;
 
 /// The `TOP` most probable classes of one prepared image.
-fn top_classes(model: &dyn Layer, image: &Tensor) -> Result<Vec<(usize, f32)>> {
-    let logits = model.forward(&image.unsqueeze(0)?, Mode::Eval)?;
-    let probabilities: Vec<f32> = dl_nn::softmax(&logits)?.squeeze(0)?.to_vec1()?;
+fn top_classes(model: &dyn Layer, image: &Tensor, augment: bool) -> Result<Vec<(usize, f32)>> {
+    let probabilities: Vec<f32> = tta::probabilities(model, &image.unsqueeze(0)?, augment)?
+        .squeeze(0)?
+        .to_vec1()?;
     let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked.truncate(TOP);
@@ -46,7 +48,7 @@ pub fn run(arguments: &PredictArgs) -> Result<()> {
     )?;
     let mut failures = 0;
     for Input { name, image, label } in inputs {
-        let outcome = image.and_then(|image| top_classes(loaded.layer(), &image));
+        let outcome = image.and_then(|image| top_classes(loaded.layer(), &image, arguments.tta));
         match (outcome, arguments.json) {
             (Ok(ranked), true) => {
                 let predictions: Vec<_> = ranked

@@ -84,6 +84,40 @@ fn members_train_with_consecutive_seeds_and_combine() {
     let output = run(&arguments);
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("majority vote"));
+    // test-time augmentation, in evaluate and predict
+    let data_dir = data.to_str().unwrap();
+    let output = run(&[
+        "evaluate",
+        "--offline",
+        "--data-dir",
+        data_dir,
+        "--checkpoint",
+        &members[0],
+        "--tta",
+    ]);
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains("its four one-pixel shifts (--tta)") && log.contains("test accuracy"),
+        "{log}"
+    );
+    let output = run(&[
+        "predict",
+        "--offline",
+        "--data-dir",
+        data_dir,
+        "--checkpoint",
+        &members[0],
+        "--tta",
+        "--index",
+        "3",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).starts_with("test image 3 (label 3): "),
+        "{}",
+        text(&output)
+    );
     let output = run(&[
         "ensemble",
         "--offline",
