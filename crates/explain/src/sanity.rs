@@ -15,26 +15,6 @@ use dl_tensor::{DType, SeededRng, Tensor};
 
 use crate::{gradient::pick, ExplainError, Result};
 
-/// Ranks of `values` from 1, ties sharing their average rank.
-fn ranks(values: &[f32]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && values[order[end]] == values[order[start]] {
-            end += 1;
-        }
-        let average = (start + end + 1) as f64 / 2.0;
-        for &index in &order[start..end] {
-            ranks[index] = average;
-        }
-        start = end;
-    }
-    ranks
-}
-
 /// Spearman's rank correlation ρ of two equally long series (the Pearson correlation of their
 /// ranks); 0 when either is constant.
 pub fn spearman(a: &[f32], b: &[f32]) -> Result<f64> {
@@ -48,18 +28,13 @@ pub fn spearman(a: &[f32], b: &[f32]) -> Result<f64> {
             ),
         });
     }
-    let (ra, rb) = (ranks(a), ranks(b));
-    let mean = (a.len() as f64 + 1.0) / 2.0;
-    let (mut covariance, mut variance_a, mut variance_b) = (0.0, 0.0, 0.0);
-    for (x, y) in ra.iter().zip(&rb) {
-        covariance += (x - mean) * (y - mean);
-        variance_a += (x - mean).powi(2);
-        variance_b += (y - mean).powi(2);
-    }
-    if variance_a == 0.0 || variance_b == 0.0 {
-        return Ok(0.0);
-    }
-    Ok(covariance / (variance_a * variance_b).sqrt())
+    let widen = |series: &[f32]| {
+        series
+            .iter()
+            .map(|&value| f64::from(value))
+            .collect::<Vec<f64>>()
+    };
+    Ok(dl_tensor::spearman(&widen(a), &widen(b)).unwrap_or(0.0))
 }
 
 /// One stage of [`cascading_randomization`]: the layers re-initialised so far (from the top)

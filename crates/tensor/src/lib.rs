@@ -22,6 +22,7 @@ mod device;
 mod error;
 mod helpers;
 pub mod kernels;
+mod rank_correlation;
 mod rng;
 mod safetensors_file;
 pub mod threads;
@@ -34,5 +35,6 @@ pub use candle_core::{DType, Device, IndexOp, Module, ModuleT, Shape, Tensor, Va
 pub use device::DeviceChoice;
 pub use error::{Result, TensorError};
 pub use helpers::{accuracy, argmax, one_hot};
+pub use rank_correlation::spearman;
 pub use rng::SeededRng;
 pub use safetensors_file::encode_safetensors;

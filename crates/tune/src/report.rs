@@ -186,51 +186,12 @@ pub fn parameter_importance(outcome: &SearchOutcome, space: &SearchSpace) -> Vec
                 .collect();
             Importance {
                 name: name.to_string(),
-                rank_correlation: spearman(&encoded, &metric).abs(),
+                rank_correlation: dl_tensor::spearman(&encoded, &metric).unwrap_or(0.0).abs(),
             }
         })
         .collect();
     importance.sort_by(|a, b| b.rank_correlation.total_cmp(&a.rank_correlation));
     importance
-}
-
-/// Ranks from 1, ties sharing their mean rank.
-fn ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start;
-        while end + 1 < order.len() && values[order[end + 1]] == values[order[start]] {
-            end += 1;
-        }
-        let rank = 0.5 * (start + end) as f64 + 1.0;
-        for &index in &order[start..=end] {
-            ranks[index] = rank;
-        }
-        start = end + 1;
-    }
-    ranks
-}
-
-/// Spearman's ρ: Pearson's correlation of the ranks (0 when either side is constant).
-fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let (a, b) = (ranks(a), ranks(b));
-    let count = a.len() as f64;
-    let (mean_a, mean_b) = (a.iter().sum::<f64>() / count, b.iter().sum::<f64>() / count);
-    let covariance: f64 = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - mean_a) * (y - mean_b))
-        .sum();
-    let spread_a: f64 = a.iter().map(|x| (x - mean_a).powi(2)).sum::<f64>().sqrt();
-    let spread_b: f64 = b.iter().map(|y| (y - mean_b).powi(2)).sum::<f64>().sqrt();
-    if spread_a == 0.0 || spread_b == 0.0 {
-        0.0
-    } else {
-        covariance / (spread_a * spread_b)
-    }
 }
 
 /// Draws the optimisation history: each complete trial's metric, each pruned trial's last report,
@@ -269,18 +230,4 @@ pub fn plot_history(outcome: &SearchOutcome, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         problem: error.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spearman_by_hand() {
-        // identical orders: 1; reversed: −1; ties share ranks: [1, 2, 2, 3] → ranks [1, 2.5, 2.5, 4]
-        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
-        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
-        assert_eq!(ranks(&[1.0, 2.0, 2.0, 3.0]), [1.0, 2.5, 2.5, 4.0]);
-        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), 0.0);
-    }
 }
