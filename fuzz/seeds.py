@@ -125,6 +125,14 @@ def main():
     body = (struct.pack("<I", len(header)) + header + mask + nonzero + struct.pack("<10f", *[0.01] * 10)
             + struct.pack("<10f", *values(10)) + struct.pack("<2f", 1 / 255, 0.0))
     write("compressed_model", "logreg.dlc", b"DLCOMPCT" + zstd_raw(body))
+    # An ensemble bundle of that int8 model and its compact copy: each member file, byte for
+    # byte, as a U8 tensor.
+    int8_file = safetensors(int8, int8_metadata)
+    compact_file = b"DLCOMPCT" + zstd_raw(body)
+    write("compressed_model", "ensemble.safetensors", safetensors(
+        {"member_1": ([len(int8_file)], int8_file, "U8"), "member_2": ([len(compact_file)], compact_file, "U8")},
+        {"ensemble": json.dumps({"version": 1, "method": "mean", "members": ["logreg.int8.safetensors", "logreg.dlc"]}),
+         "dataset": "mnist"}))
 
     # Adam's state for one variable, in the current and the first format.
     moments = {"w.exp_avg": ([2, 2], values(4)), "w.exp_avg_sq": ([2, 2], [0.001] * 4)}

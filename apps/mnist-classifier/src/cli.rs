@@ -426,49 +426,13 @@ pub struct ServeArgs {
     pub device: String,
 }
 
-/// The pruners `search --pruner` offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PrunerChoice {
-    /// Train every trial to the end.
-    None,
-    /// Stop a trial below the median of completed trials at the same epoch (Optuna's default).
-    Median,
-    /// Asynchronous successive halving: keep the best third at epochs 1, 3, 9, ...
-    Asha,
-}
-
 /// Settings of `search`.
 #[derive(Debug, Clone, Args)]
 pub struct SearchArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The search space (TOML; default: apps/mnist-classifier/search-space.toml, built in).
-    #[arg(long, value_name = "FILE")]
-    pub space: Option<PathBuf>,
-    /// The most trials (a resumed journal's included).
-    #[arg(long, default_value_t = 30)]
-    pub trials: usize,
-    /// Start no trial after this many minutes.
-    #[arg(long, value_name = "M")]
-    pub minutes: Option<f64>,
-    /// How configurations are chosen.
-    #[arg(long, value_enum, default_value_t = dl_tune::SamplerKind::Tpe)]
-    pub sampler: dl_tune::SamplerKind,
-    /// When trials stop early.
-    #[arg(long, value_enum, default_value_t = PrunerChoice::Median)]
-    pub pruner: PrunerChoice,
-    /// Trials at once, each on threads / jobs threads.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
-    /// Seed of the sampler and the validation split; trial k trains with seed + k.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// The journal (JSONL); the results CSV, history PNG and best configuration go beside it.
-    #[arg(long, default_value = "checkpoints/search/journal.jsonl")]
-    pub journal: PathBuf,
-    /// Continue the search in --journal (after a crash or a kill, or with a larger --trials).
-    #[arg(long)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub search: dl_tune::SearchOptions,
     /// The share of the training images held out to score trials (the test set is never used).
     #[arg(long, default_value_t = 0.1)]
     pub validation_split: f64,
@@ -501,6 +465,10 @@ pub struct EnsembleArgs {
     /// How the members are combined.
     #[arg(long, value_enum, default_value_t = EnsembleChoice::Mean)]
     pub method: EnsembleChoice,
+    /// Also save the members, with the method, as one checkpoint that evaluate, predict and
+    /// serve take like any other (e.g. checkpoints/ensemble.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Examples per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,

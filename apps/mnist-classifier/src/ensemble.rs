@@ -2,11 +2,12 @@
 //! "how to improve a model": 集成). For each member and for the ensemble: test accuracy, negative
 //! log-likelihood and expected calibration error (15 bins); then how often the members disagree,
 //! the oracle accuracy (some member is right), and what the ensemble costs per 1,000 images.
+//! With `--out`, the members are also saved as one checkpoint (`dl_compress::save_ensemble`).
 
-use std::time::Instant;
+use std::{path::Path, time::Instant};
 
 use anyhow::{bail, Context, Result};
-use dl_compress::{load_classifier, ClassifierFile};
+use dl_compress::{load_classifier, save_ensemble, ClassifierFile};
 use dl_data::BatchLoader;
 use dl_models::checkpoint_file;
 use dl_nn::{
@@ -101,10 +102,7 @@ pub fn run(arguments: &EnsembleArgs) -> Result<()> {
             seconds: begun.elapsed().as_secs_f64(),
         });
     }
-    let method = match arguments.method {
-        EnsembleChoice::Mean => EnsembleMethod::Mean,
-        EnsembleChoice::Vote => EnsembleMethod::Vote,
-    };
+    let method = method_of(arguments.method);
     let probabilities: Vec<Tensor> = runs.iter().map(|run| run.probabilities.clone()).collect();
     let combined = combine(&probabilities, method)?;
     let per_thousand = |seconds: f64| 1000.0 * seconds / labels.len() as f64 * 1000.0;
@@ -161,6 +159,43 @@ pub fn run(arguments: &EnsembleArgs) -> Result<()> {
         100.0 * mean_disagreement,
         disagreement.len(),
         100.0 * oracle_accuracy(&probabilities, &labels_tensor)?
+    );
+    if let Some(out) = &arguments.out {
+        save_bundle(arguments, out)?;
+    }
+    Ok(())
+}
+
+/// The library's method for the command line's choice.
+fn method_of(choice: EnsembleChoice) -> EnsembleMethod {
+    match choice {
+        EnsembleChoice::Mean => EnsembleMethod::Mean,
+        EnsembleChoice::Vote => EnsembleMethod::Vote,
+    }
+}
+
+/// Saves the members' checkpoints, byte for byte, as one ensemble checkpoint at `out`.
+fn save_bundle(arguments: &EnsembleArgs, out: &Path) -> Result<()> {
+    let mut members = Vec::new();
+    for argument in &arguments.checkpoint {
+        let path = checkpoint_file(argument, arguments.data.data_dir.as_deref())?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        members.push((name, bytes));
+    }
+    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the directory {}", parent.display()))?;
+    }
+    save_ensemble(out, &members, method_of(arguments.method))
+        .with_context(|| format!("saving the ensemble to {}", out.display()))?;
+    println!(
+        "saved the {} members as one checkpoint: {} (evaluate, predict and serve take it with --checkpoint)",
+        members.len(),
+        out.display()
     );
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! hides — which digits are confused with which, and each class's precision and recall.
 
 use anyhow::Result;
-use dl_compress::load_classifier;
+use dl_compress::{load_classifier, ClassifierFile};
 use dl_data::BatchLoader;
-use dl_models::checkpoint_file;
+use dl_models::{checkpoint_file, ImageRecipe};
 use dl_nn::{ConfusionMatrix, Loss, Mode};
 use dl_tensor::DeviceChoice;
 use dl_train::evaluate;
@@ -59,7 +59,7 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
     println!(
         "{} ({}, {}), {targets} test images of {}{}",
         arguments.checkpoint.display(),
-        recipe.model,
+        loaded.description(),
         loaded.precision(),
         recipe.dataset.name(),
         if arguments.tta {
@@ -68,6 +68,22 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
             ""
         }
     );
+    if let ClassifierFile::Ensemble(ensemble) = &loaded {
+        for (index, member) in ensemble.members.iter().enumerate() {
+            let epochs = member
+                .metadata
+                .get(dl_train::EPOCH_KEY)
+                .map_or("?", String::as_str);
+            println!(
+                "member {}: {} ({}, {}, trained {epochs} epochs)",
+                index + 1,
+                member.name,
+                member.recipe.model,
+                member.precision
+            );
+        }
+        return print_results(&recipe, loss, accuracy, &confusion);
+    }
     let epochs = loaded
         .metadata()
         .get(dl_train::EPOCH_KEY)
@@ -87,6 +103,16 @@ pub fn run(arguments: &EvaluateArgs) -> Result<()> {
         ),
         None => println!("trained {epochs} epochs (the checkpoint does not say how)"),
     }
+    print_results(&recipe, loss, accuracy, &confusion)
+}
+
+/// Prints the test loss, the accuracy and the confusion matrix.
+fn print_results(
+    recipe: &ImageRecipe,
+    loss: f64,
+    accuracy: f64,
+    confusion: &ConfusionMatrix,
+) -> Result<()> {
     println!("test loss {loss:.4}");
     println!("test accuracy {:.2}%", 100.0 * accuracy);
     println!();

@@ -80,6 +80,57 @@ fn members_train_with_consecutive_seeds_and_combine() {
     let ensemble_nll = cell(&table, "| **ensemble**", 3);
     assert!(ensemble_nll <= mean_member_nll + 1e-4, "{table}");
     assert!(table.contains("oracle accuracy"), "{table}");
+    // --out bundles the members; evaluate then reads the ensemble's row from one file
+    let bundle = dir.join("ensemble.safetensors");
+    let output = run(&[&arguments[..], &["--out", bundle.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let output = run(&[
+        "evaluate",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        bundle.to_str().unwrap(),
+    ]);
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains("(ensemble, mean of 3: mlp, mlp, mlp, float)"),
+        "{log}"
+    );
+    assert!(log.contains("member 2: mlp-member-2.safetensors"), "{log}");
+    let accuracy = cell(&table, "| **ensemble**", 2);
+    assert!(
+        log.contains(&format!("test accuracy {accuracy:.2}%")),
+        "{log}\n{table}"
+    );
+    assert!(
+        log.contains(&format!("test loss {ensemble_nll:.4}")),
+        "{log}\n{table}"
+    );
+    let output = run(&[
+        "predict",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        bundle.to_str().unwrap(),
+        "--index",
+        "3",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    // a command that changes one model names the bundle and says what takes it
+    let output = run(&[
+        "explain",
+        "--offline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        bundle.to_str().unwrap(),
+        "--index",
+        "3",
+    ]);
+    assert_clear_failure(&output, &["ensemble bundle", "evaluate, predict"]);
     arguments.extend(["--method", "vote"]);
     let output = run(&arguments);
     assert!(output.status.success(), "{}", text(&output));

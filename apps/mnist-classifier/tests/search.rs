@@ -103,7 +103,7 @@ fn spaces_that_cannot_be_searched_are_refused_before_any_training() {
     let cases = [
         (
             "[seed]\ntype = \"fixed\"\nvalue = 3\n",
-            vec!["varies seed, which the search sets itself"],
+            vec!["search space: seed", "the search sets it itself"],
         ),
         (
             "[colour]\ntype = \"categorical\"\nchoices = [\"red\"]\n",

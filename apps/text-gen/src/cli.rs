@@ -1,4 +1,4 @@
-//! The command line: `text-gen [train|generate|perplexity]`. Without a subcommand it trains the
+//! The command line: `text-gen [train|generate|perplexity|search]`. Without a subcommand it trains the
 //! default model on Tiny Shakespeare and prints a sample from the course's prompt.
 
 use std::path::PathBuf;
@@ -58,6 +58,37 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Loss per token and per character, and perplexity, of a checkpoint on a corpus.
     Perplexity(PerplexityArgs),
+    /// Search hyper-parameters (learning rate, hidden size, layers, dropout, ...) by the
+    /// validation loss, with TPE, random or grid sampling, pruning and a resumable journal
+    /// (course §8: AutoML).
+    Search(SearchArgs),
+}
+
+/// Settings of `search`.
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub search: dl_tune::SearchOptions,
+    /// The text to learn, any UTF-8 file (default: Tiny Shakespeare, downloaded into the data
+    /// directory when missing); tokenized by characters.
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
+    /// Data directory for Tiny Shakespeare (default: $DL_DATA_DIR, else ./datasets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Do not download anything.
+    #[arg(long)]
+    pub offline: bool,
+    /// Device: cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Fraction of the text, at its END, that scores the trials.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_fraction: f64,
+    /// Then train the best configuration as `train` would (checkpoint best.safetensors beside
+    /// the journal, history, sample).
+    #[arg(long)]
+    pub retrain: bool,
 }
 
 /// Settings of a training run.

@@ -5,13 +5,14 @@
 //! docs/performance.md), saves `checkpoints/text-gen.safetensors` (weights, tokenizer and
 //! configuration in one file) and prints 500 characters generated from the
 //! course's prompt, "The meaning of life is". `train`, `generate` and `perplexity` do each part
-//! with every setting exposed.
+//! with every setting exposed; `search` tunes the hyper-parameters (course §8).
 
 mod cli;
 mod data;
 mod generate;
 mod perplexity;
 mod sampling;
+mod search;
 mod train;
 
 use anyhow::Result;
@@ -39,5 +40,6 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(arguments)) => train::run(&arguments),
         Some(Command::Generate(arguments)) => generate::run(&arguments),
         Some(Command::Perplexity(arguments)) => perplexity::run(&arguments),
+        Some(Command::Search(arguments)) => search::run(&arguments, rayon::current_num_threads()),
     }
 }

@@ -47,13 +47,13 @@ const VALIDATION_BATCH: usize = 128;
 
 /// The validation windows: non-overlapping windows over the validation tokens, all of them for
 /// the final measurement, an evenly spread subset after each round.
-struct Validation {
+pub(crate) struct Validation {
     windows: TextWindows,
     subset: Vec<usize>,
 }
 
 impl Validation {
-    fn new(
+    pub(crate) fn new(
         corpus: &Path,
         tokens: Vec<u32>,
         seq_len: usize,
@@ -81,7 +81,9 @@ impl Validation {
     }
 
     /// The batches measured after each round.
-    fn subset_batches(&self) -> impl Iterator<Item = dl_data::Result<(Tensor, Tensor)>> + '_ {
+    pub(crate) fn subset_batches(
+        &self,
+    ) -> impl Iterator<Item = dl_data::Result<(Tensor, Tensor)>> + '_ {
         self.subset
             .chunks(VALIDATION_BATCH)
             .map(|chunk| self.windows.batch_at(chunk))
@@ -113,7 +115,8 @@ impl Callback for TimeLimit {
     }
 }
 
-fn check(arguments: &TrainArgs) -> Result<()> {
+/// Checks the sizes and rates of `arguments` before anything is read or built.
+pub(crate) fn check(arguments: &TrainArgs) -> Result<()> {
     let positive = [
         ("--batch-size", arguments.batch_size),
         ("--seq-len", arguments.seq_len),
@@ -200,15 +203,15 @@ fn check(arguments: &TrainArgs) -> Result<()> {
 /// How a run is laid out in steps: `rounds` of `eval_every` steps (the last may be shorter),
 /// validated after each.
 #[derive(Debug, Clone, Copy)]
-struct Steps {
-    total: usize,
+pub(crate) struct Steps {
+    pub(crate) total: usize,
     eval_every: usize,
     per_pass: f64,
     tokens_per_step: usize,
 }
 
 impl Steps {
-    fn new(arguments: &TrainArgs, train_token_count: usize) -> Self {
+    pub(crate) fn new(arguments: &TrainArgs, train_token_count: usize) -> Self {
         let tokens_per_step = arguments.batch_size * arguments.seq_len;
         let per_pass = train_token_count as f64 / tokens_per_step as f64;
         let total = match (arguments.steps, arguments.epochs) {
@@ -224,11 +227,11 @@ impl Steps {
         }
     }
 
-    fn rounds(&self) -> usize {
+    pub(crate) fn rounds(&self) -> usize {
         self.total.div_ceil(self.eval_every)
     }
 
-    fn in_round(&self, round: usize) -> usize {
+    pub(crate) fn in_round(&self, round: usize) -> usize {
         self.eval_every
             .min(self.total - (round - 1) * self.eval_every)
     }

@@ -1,17 +1,21 @@
 //! Checkpoint → ready classifier, whatever its precision: an fp32 (or pruned, or
 //! half-precision) checkpoint through `dl_models`, an int8 one through [`decode_int8`], a
-//! compact one through [`decode_compact`]. The
-//! file says what it is, so `evaluate` and `predict` need no flag.
+//! compact one through [`decode_compact`], an ensemble bundle through
+//! [`crate::save_ensemble`]'s reader. The file says what it is, so `evaluate` and `predict` need
+//! no flag.
 
 use std::{collections::BTreeMap, path::Path};
 
-use dl_models::{load_image_classifier, ImageRecipe, LoadedImageClassifier, Recipe};
-use dl_nn::{Layer, VarStore};
+use dl_models::{
+    from_checkpoint, load_image_classifier, ImageRecipe, LoadedImageClassifier, LoadedModel, Recipe,
+};
+use dl_nn::{Checkpoint, Layer, VarStore};
 use dl_tensor::{DType, Device};
 
 use crate::{
-    compact_metadata, decode_compact, decode_int8, is_compact, is_int8, read_metadata,
-    QuantizedModel, Result,
+    compact_metadata, decode_compact, decode_int8,
+    ensemble_file::{is_ensemble, load_ensemble},
+    is_compact, is_int8, read_metadata, CompressError, LoadedEnsemble, QuantizedModel, Result,
 };
 
 /// An int8 classifier rebuilt from its checkpoint.
@@ -30,6 +34,8 @@ pub enum ClassifierFile {
     Float(LoadedImageClassifier),
     /// Int8 weights (from an int8 or a compact file) run on the integer kernels.
     Int8(LoadedInt8Classifier),
+    /// Several classifiers combined (an ensemble bundle; boxed: it holds a list of models).
+    Ensemble(Box<LoadedEnsemble>),
 }
 
 impl ClassifierFile {
@@ -38,14 +44,17 @@ impl ClassifierFile {
         match self {
             Self::Float(loaded) => &loaded.model,
             Self::Int8(loaded) => &loaded.model,
+            Self::Ensemble(loaded) => &loaded.model,
         }
     }
 
-    /// The architecture and dataset.
+    /// The architecture and dataset (an ensemble's: its first member's, whose dataset every
+    /// member shares).
     pub fn recipe(&self) -> &ImageRecipe {
         match self {
             Self::Float(loaded) => &loaded.recipe,
             Self::Int8(loaded) => &loaded.recipe,
+            Self::Ensemble(loaded) => &loaded.members[0].recipe,
         }
     }
 
@@ -54,14 +63,37 @@ impl ClassifierFile {
         match self {
             Self::Float(loaded) => &loaded.metadata,
             Self::Int8(loaded) => &loaded.metadata,
+            Self::Ensemble(loaded) => &loaded.metadata,
         }
     }
 
-    /// `int8` or `float`, for messages.
+    /// `int8` or `float`, for messages; an ensemble's members' precision when they share one,
+    /// else `mixed`.
     pub fn precision(&self) -> &'static str {
         match self {
             Self::Float(_) => "float",
             Self::Int8(_) => "int8",
+            Self::Ensemble(loaded) => {
+                let first = loaded.members[0].precision;
+                if loaded
+                    .members
+                    .iter()
+                    .all(|member| member.precision == first)
+                {
+                    first
+                } else {
+                    "mixed"
+                }
+            }
+        }
+    }
+
+    /// What the model is, for messages: its architecture (`cnn`), or for an ensemble its method
+    /// and members (`mean of 3: cnn, cnn, lenet5`).
+    pub fn description(&self) -> String {
+        match self {
+            Self::Ensemble(loaded) => format!("ensemble, {}", loaded.description()),
+            other => other.recipe().model.to_string(),
         }
     }
 }
@@ -69,16 +101,53 @@ impl ClassifierFile {
 /// Reads the classifier checkpoint at `path`: int8 models run on the CPU, float ones on
 /// `device`.
 pub fn load_classifier(path: &Path, device: &Device) -> Result<ClassifierFile> {
-    // A file that cannot be read, or is not safetensors, gets dl-models' own messages.
-    let float = || -> Result<ClassifierFile> {
-        Ok(ClassifierFile::Float(load_image_classifier(path, device)?))
-    };
+    // A file that cannot be read gets dl-models' own message.
     let Ok(bytes) = std::fs::read(path) else {
-        return float();
+        return Ok(ClassifierFile::Float(load_image_classifier(path, device)?));
     };
-    match int8_classifier_from_bytes(path, &bytes)? {
-        Some(loaded) => Ok(ClassifierFile::Int8(loaded)),
-        None => float(),
+    classifier_from_bytes(path, &bytes, device)
+}
+
+/// The classifier in `bytes`, the contents of the file at `path` (named in errors), of any
+/// precision: what [`load_classifier`] reads once it has the file's bytes.
+pub fn classifier_from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<ClassifierFile> {
+    classifier_or_bundle_from_bytes(path, bytes, device, true)
+}
+
+/// The classifier in `bytes` (the file at `path`, named in errors), of any precision; an
+/// ensemble bundle only when `bundles_allowed` (a bundle's members are never bundles).
+pub(crate) fn classifier_or_bundle_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    device: &Device,
+    bundles_allowed: bool,
+) -> Result<ClassifierFile> {
+    if let Some(loaded) = int8_classifier_from_bytes(path, bytes)? {
+        return Ok(ClassifierFile::Int8(loaded));
+    }
+    // Not safetensors at all: dl-models says so in its words.
+    let checkpoint = Checkpoint::from_bytes(bytes, path)?;
+    if is_ensemble(&checkpoint.metadata) {
+        if !bundles_allowed {
+            return Err(CompressError::BadFile {
+                path: path.to_path_buf(),
+                problem: "is itself an ensemble bundle; bundle its members' checkpoints instead"
+                    .into(),
+            });
+        }
+        let metadata = checkpoint.metadata;
+        return Ok(ClassifierFile::Ensemble(Box::new(load_ensemble(
+            path, bytes, metadata, device,
+        )?)));
+    }
+    // the image-classifier check gives the "not a mnist-classifier checkpoint" message
+    Recipe::image_classifier(path, &checkpoint.metadata)?;
+    match from_checkpoint(path, checkpoint, device)? {
+        LoadedModel::ImageClassifier(loaded) => Ok(ClassifierFile::Float(loaded)),
+        _ => Err(CompressError::BadFile {
+            path: path.to_path_buf(),
+            problem: "holds no image classifier".into(),
+        }),
     }
 }
 

@@ -13,6 +13,8 @@
 //! - **Coding**: [`save_compact`] stores a pruned int8 model as bitmasks or zero-run lengths with
 //!   its non-zero values, zstd-compressed (Deep Compression, Han et al. 2016);
 //!   [`load_classifier`] reads a classifier file of any precision.
+//! - **Ensembles**: [`save_ensemble`] bundles several classifier checkpoints in one file, which
+//!   [`load_classifier`] reads as one model.
 //!
 //! Everything works on any [`dl_nn::Sequential`] model whose layers are Dense and Conv2D (plus
 //! pooling, flattening, dropout, activations, and batch normalisation, folded into the layer before
@@ -41,6 +43,7 @@
 mod calibration;
 mod classifier_file;
 mod compact;
+mod ensemble_file;
 mod error;
 mod int8_file;
 mod magnitude;
@@ -53,11 +56,15 @@ mod structured;
 
 pub use calibration::{Calibration, RangeObserver};
 pub use classifier_file::{
-    int8_classifier_from_bytes, load_classifier, ClassifierFile, LoadedInt8Classifier,
+    classifier_from_bytes, int8_classifier_from_bytes, load_classifier, ClassifierFile,
+    LoadedInt8Classifier,
 };
 pub use compact::{
     compact_metadata, decode_compact, encode_compact, is_compact, save_compact, WeightEncoding,
     COMPACT_MAGIC,
+};
+pub use ensemble_file::{
+    encode_ensemble, is_ensemble, save_ensemble, EnsembleMember, LoadedEnsemble,
 };
 pub use error::{CompressError, Result};
 pub use int8_file::{

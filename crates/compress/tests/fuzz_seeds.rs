@@ -1,6 +1,6 @@
 //! The fuzz corpus seeds of the compressed-model reader (written by `fuzz/seeds.py`, in Python,
 //! independently of this crate's writers) load as the models they describe: the readers accept
-//! what another implementation of the formats writes.
+//! what another implementation of the formats writes, the ensemble bundle included.
 
 use std::path::Path;
 
@@ -8,7 +8,8 @@ use std::path::Path;
 fn the_python_written_seeds_load_and_agree() -> Result<(), Box<dyn std::error::Error>> {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/compressed_model");
     let seeds = ["logreg.int8.safetensors", "logreg.dlc"];
-    if !corpus.join(seeds[0]).exists() {
+    let bundle = "ensemble.safetensors";
+    if !corpus.join(bundle).exists() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds.py");
         let written = std::process::Command::new("python3").arg(&script).status();
         if !matches!(written, Ok(status) if status.success()) {
@@ -31,5 +32,20 @@ fn the_python_written_seeds_load_and_agree() -> Result<(), Box<dyn std::error::E
     }
     // the same weights (half pruned) in both formats give the same logits
     assert_eq!(outputs[0], outputs[1]);
+    // the bundle of the two: the mean of two equal distributions is that distribution
+    let path = corpus.join(bundle);
+    let loaded =
+        dl_compress::classifier_from_bytes(&path, &std::fs::read(&path)?, &dl_tensor::Device::Cpu)?;
+    assert_eq!(loaded.description(), "ensemble, mean of 2: logreg, logreg");
+    let combined = dl_nn::softmax(&loaded.layer().forward(&image, dl_nn::Mode::Eval)?)?;
+    let single = dl_nn::softmax(&dl_tensor::Tensor::new(
+        outputs[0].clone(),
+        &dl_tensor::Device::Cpu,
+    )?)?;
+    let difference = (combined - single)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(
+        difference < 1e-6,
+        "the bundle's probabilities differ by {difference}"
+    );
     Ok(())
 }

@@ -28,6 +28,9 @@ pub const RECIPE_KEY: &str = "recipe";
 pub const APP_KEY: &str = "app";
 /// The metadata key of a language model's tokenizer.
 pub const TOKENIZER_KEY: &str = "tokenizer";
+/// The metadata key whose presence marks an ensemble bundle (`mnist-classifier ensemble --out`):
+/// several classifiers in one file, read by `dl_compress::load_classifier`, not one model.
+pub const ENSEMBLE_KEY: &str = "ensemble";
 /// The program that trains image classifiers.
 pub const IMAGE_CLASSIFIER_APP: &str = "mnist-classifier";
 /// The program that trains language models.
@@ -113,6 +116,14 @@ impl Recipe {
             path: path.to_path_buf(),
             problem,
         };
+        if metadata.contains_key(ENSEMBLE_KEY) {
+            return Err(bad(
+                "it is an ensemble bundle of several classifiers (written by `mnist-classifier \
+                 ensemble --out`): evaluate, predict, serve and ensemble take it; commands that \
+                 change or explain one model take one of its members' checkpoints"
+                    .to_string(),
+            ));
+        }
         let entry = match metadata.get(RECIPE_KEY) {
             Some(json) => serde_json::from_str(json).map_err(|error| {
                 bad(format!(
@@ -176,7 +187,10 @@ impl Recipe {
         metadata: &BTreeMap<String, String>,
     ) -> Result<Self> {
         let old_format_of_app = metadata.get(APP_KEY).map(String::as_str) == Some(app);
-        if !metadata.contains_key(RECIPE_KEY) && !old_format_of_app {
+        if !metadata.contains_key(RECIPE_KEY)
+            && !old_format_of_app
+            && !metadata.contains_key(ENSEMBLE_KEY)
+        {
             return Err(ModelsError::WrongKind {
                 path: path.to_path_buf(),
                 app,

@@ -31,6 +31,31 @@ pub enum EnsembleMethod {
     Vote,
 }
 
+impl EnsembleMethod {
+    /// `mean` or `vote`, as command lines and checkpoint metadata spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mean => "mean",
+            Self::Vote => "vote",
+        }
+    }
+}
+
+impl std::str::FromStr for EnsembleMethod {
+    type Err = NnError;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "mean" => Ok(Self::Mean),
+            "vote" => Ok(Self::Vote),
+            other => Err(NnError::config(
+                "ensemble method",
+                format!("'{other}' is not one; use mean or vote"),
+            )),
+        }
+    }
+}
+
 /// The ensemble's combined prediction.
 #[derive(Debug, Clone)]
 pub struct Combined {

@@ -7,7 +7,8 @@
 //! - [`Sequential`], a stack of layers built like the course's Keras code, with a Keras-style
 //!   [`Sequential::summary`].
 //! - Losses and metrics (and the quality of generated samples: Inception Score, Fréchet
-//!   distance), ensembles of classifiers ([`combine`], with their calibration and diversity),
+//!   distance), ensembles of classifiers ([`combine`], with their calibration and diversity; [`EnsembleModel`]
+//!   runs several as one layer),
 //!   and safetensors checkpoints whose tensor names follow PyTorch's.
 //!
 //! All weights live in a [`VarStore`], initialised from a seeded generator so that the same seed
@@ -39,6 +40,7 @@ mod dense;
 mod dropout;
 mod embedding;
 mod ensemble;
+mod ensemble_model;
 mod error;
 mod flatten;
 mod init;
@@ -69,6 +71,7 @@ pub use ensemble::{
     combine, expected_calibration_error, negative_log_likelihood, oracle_accuracy,
     pairwise_disagreement, Combined, EnsembleMethod,
 };
+pub use ensemble_model::{EnsembleModel, VOTE_SMOOTHING};
 pub use error::{NnError, Result};
 pub use flatten::Flatten;
 pub use init::Init;

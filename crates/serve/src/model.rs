@@ -107,6 +107,10 @@ impl ServedModel {
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "this server runs an int8 model, which has no gradients to explain: /api/predict works; serve the float checkpoint it was quantized from to explain",
             )),
+            ClassifierFile::Ensemble(_) => Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "this server runs an ensemble, whose explanation would mix its members': /api/predict works; serve one member's checkpoint to explain",
+            )),
         }
     }
 
@@ -121,15 +125,12 @@ impl ServedModel {
                     title: method.title(),
                 })
                 .collect(),
-            ClassifierFile::Int8(_) => Vec::new(),
+            ClassifierFile::Int8(_) | ClassifierFile::Ensemble(_) => Vec::new(),
         };
         ModelInfo {
-            model: self.classifier.recipe().model.to_string(),
+            model: self.classifier.description(),
             dataset: self.classifier.recipe().dataset.name(),
-            precision: match self.classifier {
-                ClassifierFile::Float(_) => "float",
-                ClassifierFile::Int8(_) => "int8",
-            },
+            precision: self.classifier.precision(),
             classes: self.names().map(String::from).to_vec(),
             methods,
         }

@@ -15,6 +15,7 @@
 //! | [`Journal`]: append-only JSONL, synced; resume after a kill | `journal.rs` | Optuna's journal storage |
 //! | [`Search`]: budgets, parallel trials, failures | `search.rs` | |
 //! | results table, CSV, importance, history plot | `report.rs` | Optuna's `trials_dataframe`, importance |
+//! | what every app's `search` command shares | `command_line.rs` | |
 //!
 //! The objective is any closure, so the same search trains an MNIST classifier or a language
 //! model:
@@ -50,6 +51,7 @@
 //! # Ok::<(), dl_tune::TuneError>(())
 //! ```
 
+mod command_line;
 mod error;
 mod journal;
 mod pruner;
@@ -60,6 +62,12 @@ mod space;
 mod tpe;
 mod trial;
 
+#[cfg(feature = "clap")]
+pub use command_line::SearchOptions;
+pub use command_line::{
+    check_reserved, config_flags, describe_trial, finish_search, single_value_configs, Finish,
+    PrunerKind, SearchFiles,
+};
 pub use error::{Result, TuneError};
 pub use journal::{
     read_journal, replay_journal, Event, Journal, Replay, SearchHeader, JOURNAL_VERSION,
