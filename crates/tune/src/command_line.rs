@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     parameter_importance, plot_history, results_table, write_csv, Config, Pruner, Result,
-    SamplerKind, SearchOutcome, SearchSpace, TrialRecord, TrialState, TuneError, Value,
+    SearchOutcome, SearchSpace, TrialRecord, TrialState, TuneError, Value,
 };
 
 /// The pruners a command line offers.
@@ -48,8 +48,8 @@ pub struct SearchOptions {
     #[arg(long, value_name = "M")]
     pub minutes: Option<f64>,
     /// How configurations are chosen.
-    #[arg(long, value_enum, default_value_t = SamplerKind::Tpe)]
-    pub sampler: SamplerKind,
+    #[arg(long, value_enum, default_value_t = crate::SamplerKind::Tpe)]
+    pub sampler: crate::SamplerKind,
     /// When trials stop early.
     #[arg(long, value_enum, default_value_t = PrunerKind::Median)]
     pub pruner: PrunerKind,
