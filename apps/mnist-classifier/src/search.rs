@@ -4,18 +4,15 @@
 //! pruner can stop it early. The test set is never looked at, unless `--retrain` trains the best
 //! configuration on all the training images and evaluates it once at the end.
 
-use std::sync::{Arc, Mutex};
-
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use dl_data::{split_validation, AugmentConfig, Augmenter, BatchLoader, ImageSet};
 use dl_nn::{Loss, VarStore};
 use dl_optim::ScheduleSpec;
 use dl_tensor::{DType, Device, DeviceChoice};
-use dl_train::{Callback, Control, ProgressMode, Trainer, TrainingContext, TrainingResult};
+use dl_train::{ProgressMode, Trainer};
 use dl_tune::{
-    check_reserved, config_flags, describe_trial, finish_search, single_value_configs, Config,
-    Direction, Finish, Reporter, Search, SearchSettings, SearchSpace, Trial, TrialState, TrialStop,
+    check_each_value, check_reserved, describe_trial, finish_search, parse_train_command,
+    print_resumed, Config, Direction, Finish, ReportEpochs, Search, Trial, TrialStop,
 };
 
 use crate::{
@@ -43,20 +40,8 @@ const SET_BY_SEARCH: [&str; 10] = [
 
 /// The `train` settings of `config`, on the search's data and device.
 fn train_arguments(config: &Config, search: &SearchArgs) -> Result<TrainArgs> {
-    let flags = config_flags(config);
-    let cli = Cli::try_parse_from(
-        ["mnist-classifier", "train"]
-            .into_iter()
-            .map(String::from)
-            .chain(flags.iter().cloned()),
-    )
-    .map_err(|error| {
-        anyhow::anyhow!(
-            "the configuration {} is not a valid train command: {}",
-            flags.join(" "),
-            error.to_string().lines().next().unwrap_or_default()
-        )
-    })?;
+    let cli: Cli =
+        parse_train_command("mnist-classifier", config).map_err(|error| anyhow::anyhow!(error))?;
     let Some(Command::Train(mut arguments)) = cli.command else {
         bail!("`train` did not parse as the train command");
     };
@@ -70,30 +55,6 @@ struct SearchImages {
     train: ImageSet,
     validation: ImageSet,
     device: Device,
-}
-
-/// Reports each epoch's validation accuracy to the trial, and stops training when the pruner
-/// says so.
-struct ReportEpochs {
-    reporter: Reporter,
-    stopped: Arc<Mutex<Option<TrialStop>>>,
-}
-
-impl Callback for ReportEpochs {
-    fn on_epoch_end(&mut self, context: &TrainingContext<'_>) -> TrainingResult<Control> {
-        let record = context.record();
-        let accuracy = record.validation_accuracy.unwrap_or(f64::NAN);
-        Ok(match self.reporter.report(record.epoch, accuracy) {
-            Ok(()) => Control::Continue,
-            Err(stop) => {
-                *self
-                    .stopped
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stop);
-                Control::Stop
-            }
-        })
-    }
 }
 
 /// Trains one trial's configuration and returns its final validation accuracy.
@@ -112,7 +73,7 @@ fn train_trial(
         dataset: search.data.dataset.dataset(),
         widths: None,
     };
-    let stopped = Arc::new(Mutex::new(None));
+    let (reports, stop) = ReportEpochs::new(trial.reporter(), |record| record.validation_accuracy);
     let outcome = (|| -> Result<f64> {
         let store = VarStore::new(&images.device, DType::F32, seed);
         let model = recipe.build(&store)?;
@@ -130,10 +91,7 @@ fn train_trial(
             .epochs(arguments.epochs)
             .schedule(schedule)
             .progress(ProgressMode::Quiet)
-            .callback(Box::new(ReportEpochs {
-                reporter: trial.reporter(),
-                stopped: Arc::clone(&stopped),
-            }));
+            .callback(Box::new(reports));
         let history = trainer.fit_with_validation(
             &model,
             &store,
@@ -145,14 +103,7 @@ fn train_trial(
             .and_then(|record| record.validation_accuracy)
             .context("training recorded no validation accuracy")
     })();
-    if let Some(stop) = stopped
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take()
-    {
-        return Err(stop);
-    }
-    outcome.map_err(TrialStop::failed)
+    stop.outcome(outcome)
 }
 
 /// Where the journal goes unless `--journal` says.
@@ -166,23 +117,13 @@ fn percent(value: f64) -> String {
 /// Runs `search`.
 pub fn run(arguments: &SearchArgs, threads: usize) -> Result<()> {
     let options = &arguments.search;
-    let space = match &options.space {
-        Some(path) => SearchSpace::load(path)?,
-        None => SearchSpace::from_toml(DEFAULT_SPACE).context("the built-in search space")?,
-    };
+    let space = options.space_or(DEFAULT_SPACE)?;
     check_reserved(&space, &SET_BY_SEARCH)?;
     if !(0.0..0.5).contains(&arguments.validation_split) || arguments.validation_split == 0.0 {
         bail!("--validation-split must be in (0, 0.5): the search needs validation images and never looks at the test set");
     }
-    // every configuration must be a valid train command: check one of each value now
-    for config in single_value_configs(&space) {
-        let name = config.keys().next().cloned().unwrap_or_default();
-        train_arguments(&config, arguments).with_context(|| format!("search space: {name}"))?;
-    }
-    let journal = options
-        .journal
-        .clone()
-        .unwrap_or_else(|| DEFAULT_JOURNAL.into());
+    check_each_value(&space, |config| train_arguments(config, arguments))?;
+    let journal = options.journal_or(DEFAULT_JOURNAL);
     let device = arguments.data.device.parse::<DeviceChoice>()?.resolve()?;
     let all = load_images(&arguments.data, arguments.offline)?;
     let (train, validation) =
@@ -192,36 +133,13 @@ pub fn run(arguments: &SearchArgs, threads: usize) -> Result<()> {
         validation: validation.to_device(&device)?,
         device,
     };
-    let settings = SearchSettings {
-        sampler: options.sampler,
-        pruner: options.pruner.pruner(),
-        direction: Direction::Maximize,
-        metric: "validation_accuracy".into(),
-        seed: options.seed,
-        trials: options.trials,
-        time_limit: options
-            .minutes
-            .map(|minutes| std::time::Duration::from_secs_f64(60.0 * minutes)),
-        jobs: options.jobs.max(1),
-        threads,
-    };
+    let settings = options.settings(Direction::Maximize, "validation_accuracy", threads);
     let search = Search::new(&space, settings)?
         .journal(&journal, options.resume)?
         .on_trial_end(|record| {
             println!("{}", describe_trial(record, "validation accuracy", percent))
         });
-    let resumed = search.resumed_trials();
-    if !resumed.is_empty() {
-        let interrupted = resumed
-            .iter()
-            .filter(|trial| trial.state == TrialState::Running)
-            .count();
-        println!(
-            "resuming {}: {} finished trial(s) kept, {interrupted} interrupted one(s) to run again",
-            journal.display(),
-            resumed.len() - interrupted
-        );
-    }
+    print_resumed(search.resumed_trials(), &journal);
     println!(
         "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {} training and {} validation images; journal {}",
         space.parameters().count(),

@@ -5,22 +5,18 @@
 //! it early, and is scored by its last validation loss (lower is better). `--retrain` then trains
 //! the best configuration like `train` would, with its checkpoint, history and sample.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use dl_data::{split_train_validation, TextWindows, Tokenizer};
 use dl_models::{TextModelConfig, TextRecipe};
 use dl_nn::{Loss, VarStore};
 use dl_optim::{Adam, AdamConfig, ScheduleSpec};
 use dl_tensor::{DType, Device, DeviceChoice};
-use dl_train::{Callback, Control, ProgressMode, Trainer, TrainingContext, TrainingResult};
+use dl_train::{ProgressMode, Trainer};
 use dl_tune::{
-    check_reserved, config_flags, describe_trial, finish_search, single_value_configs, Config,
-    Direction, Finish, Reporter, Search, SearchSettings, SearchSpace, Trial, TrialState, TrialStop,
+    check_each_value, check_reserved, describe_trial, finish_search, parse_train_command,
+    print_resumed, Config, Direction, Finish, ReportEpochs, Search, Trial, TrialStop,
 };
 
 use crate::{
@@ -61,20 +57,8 @@ fn nats(value: f64) -> String {
 
 /// The `train` settings of `config`, on the search's corpus and device.
 fn train_arguments(config: &Config, search: &SearchArgs) -> Result<TrainArgs> {
-    let flags = config_flags(config);
-    let cli = Cli::try_parse_from(
-        ["text-gen", "train"]
-            .into_iter()
-            .map(String::from)
-            .chain(flags.iter().cloned()),
-    )
-    .map_err(|error| {
-        anyhow::anyhow!(
-            "the configuration {} is not a valid train command: {}",
-            flags.join(" "),
-            error.to_string().lines().next().unwrap_or_default()
-        )
-    })?;
+    let cli: Cli =
+        parse_train_command("text-gen", config).map_err(|error| anyhow::anyhow!(error))?;
     let Some(Command::Train(arguments)) = cli.command else {
         bail!("`train` did not parse as the train command");
     };
@@ -97,34 +81,11 @@ struct SearchText {
     device: Device,
 }
 
-/// Reports each round's validation loss to the trial, and stops training when the pruner says so.
-struct ReportRounds {
-    reporter: Reporter,
-    stopped: Arc<Mutex<Option<TrialStop>>>,
-}
-
-impl Callback for ReportRounds {
-    fn on_epoch_end(&mut self, context: &TrainingContext<'_>) -> TrainingResult<Control> {
-        let record = context.record();
-        let loss = record.validation_loss.unwrap_or(f64::NAN);
-        Ok(match self.reporter.report(record.epoch, loss) {
-            Ok(()) => Control::Continue,
-            Err(stop) => {
-                *self
-                    .stopped
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stop);
-                Control::Stop
-            }
-        })
-    }
-}
-
 /// Trains one trial's configuration and returns its last validation loss.
 fn train_trial(trial: &Trial, text: &SearchText, search: &SearchArgs) -> Result<f64, TrialStop> {
     let arguments = train_arguments(trial.config(), search).map_err(TrialStop::failed)?;
     let seed = trial.seed();
-    let stopped = Arc::new(Mutex::new(None));
+    let (reports, stop) = ReportEpochs::new(trial.reporter(), |record| record.validation_loss);
     let outcome = (|| -> Result<f64> {
         let recipe = TextRecipe {
             config: TextModelConfig {
@@ -165,10 +126,7 @@ fn train_trial(trial: &Trial, text: &SearchText, search: &SearchArgs) -> Result<
             .epochs(steps.rounds())
             .schedule(schedule)
             .progress(ProgressMode::Quiet)
-            .callback(Box::new(ReportRounds {
-                reporter: trial.reporter(),
-                stopped: Arc::clone(&stopped),
-            }));
+            .callback(Box::new(reports));
         if arguments.clip_norm > 0.0 {
             trainer = trainer.clip_norm(arguments.clip_norm);
         }
@@ -183,14 +141,7 @@ fn train_trial(trial: &Trial, text: &SearchText, search: &SearchArgs) -> Result<
             .and_then(|record| record.validation_loss)
             .context("training recorded no validation loss")
     })();
-    if let Some(stop) = stopped
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take()
-    {
-        return Err(stop);
-    }
-    outcome.map_err(TrialStop::failed)
+    stop.outcome(outcome)
 }
 
 /// Reads and tokenizes the corpus (character tokenizer) and splits off its end for validation.
@@ -216,54 +167,21 @@ fn prepare_text(arguments: &SearchArgs, device: Device) -> Result<SearchText> {
 /// Runs `search`.
 pub fn run(arguments: &SearchArgs, threads: usize) -> Result<()> {
     let options = &arguments.search;
-    let space = match &options.space {
-        Some(path) => SearchSpace::load(path)?,
-        None => SearchSpace::from_toml(DEFAULT_SPACE).context("the built-in search space")?,
-    };
+    let space = options.space_or(DEFAULT_SPACE)?;
     check_reserved(&space, &SET_BY_SEARCH)?;
     if !(0.0..0.5).contains(&arguments.validation_fraction) || arguments.validation_fraction == 0.0
     {
         bail!("--validation-fraction must be in (0, 0.5): the search scores trials on the end of the text");
     }
-    // every configuration must be a valid train command: check one of each value now
-    for config in single_value_configs(&space) {
-        let name = config.keys().next().cloned().unwrap_or_default();
-        train_arguments(&config, arguments).with_context(|| format!("search space: {name}"))?;
-    }
-    let journal = options
-        .journal
-        .clone()
-        .unwrap_or_else(|| DEFAULT_JOURNAL.into());
+    check_each_value(&space, |config| train_arguments(config, arguments))?;
+    let journal = options.journal_or(DEFAULT_JOURNAL);
     let device = arguments.device.parse::<DeviceChoice>()?.resolve()?;
     let text = prepare_text(arguments, device)?;
-    let settings = SearchSettings {
-        sampler: options.sampler,
-        pruner: options.pruner.pruner(),
-        direction: Direction::Minimize,
-        metric: "validation_loss".into(),
-        seed: options.seed,
-        trials: options.trials,
-        time_limit: options
-            .minutes
-            .map(|minutes| std::time::Duration::from_secs_f64(60.0 * minutes)),
-        jobs: options.jobs.max(1),
-        threads,
-    };
+    let settings = options.settings(Direction::Minimize, "validation_loss", threads);
     let search = Search::new(&space, settings)?
         .journal(&journal, options.resume)?
         .on_trial_end(|record| println!("{}", describe_trial(record, "validation loss", nats)));
-    let resumed = search.resumed_trials();
-    if !resumed.is_empty() {
-        let interrupted = resumed
-            .iter()
-            .filter(|trial| trial.state == TrialState::Running)
-            .count();
-        println!(
-            "resuming {}: {} finished trial(s) kept, {interrupted} interrupted one(s) to run again",
-            journal.display(),
-            resumed.len() - interrupted
-        );
-    }
+    print_resumed(search.resumed_trials(), &journal);
     println!(
         "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {} training and {} validation tokens of {}; journal {}",
         space.parameters().count(),

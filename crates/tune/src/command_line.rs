@@ -68,6 +68,101 @@ pub struct SearchOptions {
     pub resume: bool,
 }
 
+#[cfg(feature = "clap")]
+impl SearchOptions {
+    /// The search's settings: these options, the direction and metric of the app's objective,
+    /// and the compute threads to share between trials.
+    pub fn settings(
+        &self,
+        direction: crate::Direction,
+        metric: &str,
+        threads: usize,
+    ) -> crate::SearchSettings {
+        crate::SearchSettings {
+            sampler: self.sampler,
+            pruner: self.pruner.pruner(),
+            direction,
+            metric: metric.to_string(),
+            seed: self.seed,
+            trials: self.trials,
+            time_limit: self
+                .minutes
+                .map(|minutes| std::time::Duration::from_secs_f64(60.0 * minutes)),
+            jobs: self.jobs.max(1),
+            threads,
+        }
+    }
+
+    /// `--journal`, else `default`.
+    pub fn journal_or(&self, default: &str) -> PathBuf {
+        self.journal.clone().unwrap_or_else(|| default.into())
+    }
+
+    /// The space of `--space`, else the app's built-in `default` TOML.
+    pub fn space_or(&self, default: &str) -> Result<SearchSpace> {
+        match &self.space {
+            Some(path) => SearchSpace::load(path),
+            None => SearchSpace::from_toml(default),
+        }
+    }
+}
+
+/// Parses `PROGRAM train FLAGS` with the app's command line `P`, the flags being `config`'s:
+/// how a configuration becomes the settings of a training run, checked exactly as a user's
+/// command would be. The error is clap's first line, after the flags.
+#[cfg(feature = "clap")]
+pub fn parse_train_command<P: clap::Parser>(
+    program: &str,
+    config: &Config,
+) -> std::result::Result<P, String> {
+    let flags = config_flags(config);
+    P::try_parse_from(
+        [program, "train"]
+            .into_iter()
+            .map(String::from)
+            .chain(flags.iter().cloned()),
+    )
+    .map_err(|error| {
+        format!(
+            "the configuration {} is not a valid train command: {}",
+            flags.join(" "),
+            error.to_string().lines().next().unwrap_or_default()
+        )
+    })
+}
+
+/// Checks, before any training, that every value of each categorical or fixed parameter makes a
+/// valid training run: `check` gets one configuration per value, and its error names the
+/// parameter. A space with a value `train` refuses fails at once rather than in its fifth trial.
+pub fn check_each_value<T, E: std::fmt::Display>(
+    space: &SearchSpace,
+    mut check: impl FnMut(&Config) -> std::result::Result<T, E>,
+) -> Result<()> {
+    for config in single_value_configs(space) {
+        if let Err(error) = check(&config) {
+            let name = config.keys().next().cloned().unwrap_or_default();
+            return Err(TuneError::space(&name, format!("{error:#}")));
+        }
+    }
+    Ok(())
+}
+
+/// Says what a resumed search keeps and reruns (nothing for a new one).
+pub fn print_resumed(resumed: &[TrialRecord], journal: &Path) {
+    if resumed.is_empty() {
+        return;
+    }
+    let interrupted = resumed
+        .iter()
+        .filter(|trial| trial.state == TrialState::Running)
+        .count();
+    println!(
+        "resuming {}: {} finished trial(s) kept, {interrupted} interrupted one(s) to run again",
+        journal.display(),
+        resumed.len() - interrupted
+    );
+}
+
 /// The `train` flags of a configuration: `learning_rate = 0.001` → `--learning-rate 0.001`; a
 /// true boolean is a bare flag, a false one is left out.
 ///
@@ -108,9 +203,8 @@ pub fn check_reserved(space: &SearchSpace, reserved: &[&str]) -> Result<()> {
     }
 }
 
-/// Every value a categorical or fixed parameter can take, one configuration each: what a search
-/// checks before it starts, so that a space with a value `train` refuses fails at once rather
-/// than in its fifth trial.
+/// Every value a categorical or fixed parameter can take, one configuration each (see
+/// [`check_each_value`]).
 pub fn single_value_configs(space: &SearchSpace) -> Vec<Config> {
     let mut configs = Vec::new();
     for (name, parameter) in space.parameters() {

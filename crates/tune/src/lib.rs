@@ -16,6 +16,7 @@
 //! | [`Search`]: budgets, parallel trials, failures | `search.rs` | |
 //! | results table, CSV, importance, history plot | `report.rs` | Optuna's `trials_dataframe`, importance |
 //! | what every app's `search` command shares | `command_line.rs` | |
+//! | a training callback reporting each epoch to its trial | `epoch_reports.rs` | Optuna's pruning callbacks |
 //!
 //! The objective is any closure, so the same search trains an MNIST classifier or a language
 //! model:
@@ -52,6 +53,7 @@
 //! ```
 
 mod command_line;
+mod epoch_reports;
 mod error;
 mod journal;
 mod pruner;
@@ -62,12 +64,13 @@ mod space;
 mod tpe;
 mod trial;
 
-#[cfg(feature = "clap")]
-pub use command_line::SearchOptions;
 pub use command_line::{
-    check_reserved, config_flags, describe_trial, finish_search, single_value_configs, Finish,
-    PrunerKind, SearchFiles,
+    check_each_value, check_reserved, config_flags, describe_trial, finish_search, print_resumed,
+    single_value_configs, Finish, PrunerKind, SearchFiles,
 };
+#[cfg(feature = "clap")]
+pub use command_line::{parse_train_command, SearchOptions};
+pub use epoch_reports::{ReportEpochs, StopSignal};
 pub use error::{Result, TuneError};
 pub use journal::{
     read_journal, replay_journal, Event, Journal, Replay, SearchHeader, JOURNAL_VERSION,
