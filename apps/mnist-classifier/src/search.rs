@@ -140,18 +140,12 @@ pub fn run(arguments: &SearchArgs, threads: usize) -> Result<()> {
             println!("{}", describe_trial(record, "validation accuracy", percent))
         });
     print_resumed(search.resumed_trials(), &journal);
-    println!(
-        "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {} training and {} validation images; journal {}",
-        space.parameters().count(),
-        options.sampler,
-        options.pruner,
-        options.trials,
-        options.minutes.map_or(String::new(), |minutes| format!(" or {minutes} minutes")),
-        options.jobs.max(1),
+    let data = format!(
+        "{} training and {} validation images",
         images.train.len(),
-        images.validation.len(),
-        journal.display()
+        images.validation.len()
     );
+    println!("{}", options.banner(&space, &data, &journal));
     let begun = std::time::Instant::now();
     let outcome = search.run(|trial| train_trial(trial, &images, arguments))?;
     let (best, seed) = finish_search(

@@ -182,19 +182,13 @@ pub fn run(arguments: &SearchArgs, threads: usize) -> Result<()> {
         .journal(&journal, options.resume)?
         .on_trial_end(|record| println!("{}", describe_trial(record, "validation loss", nats)));
     print_resumed(search.resumed_trials(), &journal);
-    println!(
-        "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {} training and {} validation tokens of {}; journal {}",
-        space.parameters().count(),
-        options.sampler,
-        options.pruner,
-        options.trials,
-        options.minutes.map_or(String::new(), |minutes| format!(" or {minutes} minutes")),
-        options.jobs.max(1),
+    let data = format!(
+        "{} training and {} validation tokens of {}",
         text.train.len(),
         text.validation.len(),
-        text.corpus.display(),
-        journal.display()
+        text.corpus.display()
     );
+    println!("{}", options.banner(&space, &data, &journal));
     let begun = std::time::Instant::now();
     let outcome = search.run(|trial| train_trial(trial, &text, arguments))?;
     let (best, seed) = finish_search(

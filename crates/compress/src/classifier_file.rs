@@ -125,9 +125,8 @@ pub(crate) fn classifier_or_bundle_from_bytes(
     if let Some(loaded) = int8_classifier_from_bytes(path, bytes)? {
         return Ok(ClassifierFile::Int8(loaded));
     }
-    // Not safetensors at all: dl-models says so in its words.
-    let checkpoint = Checkpoint::from_bytes(bytes, path)?;
-    if is_ensemble(&checkpoint.metadata) {
+    // A bundle is recognised from its header alone, before its members' bytes are copied.
+    if let Some(metadata) = read_metadata(path, bytes).ok().filter(is_ensemble) {
         if !bundles_allowed {
             return Err(CompressError::BadFile {
                 path: path.to_path_buf(),
@@ -135,11 +134,12 @@ pub(crate) fn classifier_or_bundle_from_bytes(
                     .into(),
             });
         }
-        let metadata = checkpoint.metadata;
         return Ok(ClassifierFile::Ensemble(Box::new(load_ensemble(
             path, bytes, metadata, device,
         )?)));
     }
+    // Not safetensors at all: dl-models says so in its words.
+    let checkpoint = Checkpoint::from_bytes(bytes, path)?;
     // the image-classifier check gives the "not a mnist-classifier checkpoint" message
     Recipe::image_classifier(path, &checkpoint.metadata)?;
     match from_checkpoint(path, checkpoint, device)? {

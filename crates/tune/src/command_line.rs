@@ -93,6 +93,22 @@ impl SearchOptions {
         }
     }
 
+    /// The line a search prints before its first trial: the space's size, the sampler, the
+    /// pruner, the budgets, what the trials learn from (`data`) and the journal.
+    pub fn banner(&self, space: &SearchSpace, data: &str, journal: &Path) -> String {
+        format!(
+            "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {data}; journal {}",
+            space.parameters().count(),
+            self.sampler,
+            self.pruner,
+            self.trials,
+            self.minutes
+                .map_or(String::new(), |minutes| format!(" or {minutes} minutes")),
+            self.jobs.max(1),
+            journal.display()
+        )
+    }
+
     /// `--journal`, else `default`.
     pub fn journal_or(&self, default: &str) -> PathBuf {
         self.journal.clone().unwrap_or_else(|| default.into())
