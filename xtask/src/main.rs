@@ -4,6 +4,7 @@
 //! datasets; `bench` measures CPU training speed beside PyTorch; `layout` lists what exists.
 
 mod bench;
+mod docs;
 mod download_data;
 mod load_test;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Load a running `mnist-classifier serve` with concurrent clients: every answer counted,
     /// p50 and p99 latency, requests/s.
     LoadTest(load_test::LoadTestArgs),
+    /// Check the book (docs/ and README.md): excerpts equal to their source, links that
+    /// resolve, every chapter in the contents; `--sync` first rewrites the excerpts.
+    Docs(docs::DocsArgs),
 }
 
 fn main() -> Result<()> {
@@ -37,6 +41,7 @@ fn main() -> Result<()> {
         Command::DownloadData(arguments) => download_data::run(arguments)?,
         Command::Bench(arguments) => bench::run(arguments)?,
         Command::LoadTest(arguments) => load_test::run(arguments)?,
+        Command::Docs(arguments) => docs::run(&arguments)?,
         Command::Layout => {
             println!("crates/tensor    dl-tensor    tensors, devices, seeded RNG");
             println!("crates/autograd  dl-autograd  gradients, gradient checking, clipping");
@@ -56,8 +61,9 @@ fn main() -> Result<()> {
             );
             println!("crates/serve     dl-serve     the drawing page and JSON API of a classifier");
             println!("examples         dl-examples  the course's concepts as numbered examples");
+            println!("docs             dl-book      the course as a book, its code blocks and links checked");
             println!("docs/architecture.md  which concept lives where");
-            println!("docs/README.md   the course, concept by concept");
+            println!("docs/README.md   the book's contents, chapter by chapter");
         }
     }
     Ok(())

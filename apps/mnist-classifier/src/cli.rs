@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use dl_models::ImageModel;
+use dl_models::{ImageModel, ImageRecipe, LayerWidths};
 
 /// Train, evaluate and use an MNIST digit classifier (the course's project 5.1).
 #[derive(Debug, Parser)]
@@ -118,6 +118,10 @@ pub struct TrainArgs {
     /// Dropout rate (default: the model's own).
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Filters or units of each hidden layer, comma-separated (default: the model's own, e.g.
+    /// 32,64,128 for cnn; up to 8 times each default).
+    #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
+    pub widths: Option<Vec<usize>>,
     /// Random shifts, rotations and scaling of training images.
     #[arg(long)]
     pub augment: bool,
@@ -156,6 +160,17 @@ pub struct TrainArgs {
 pub const DEFAULT_SEED: u64 = 42;
 
 impl TrainArgs {
+    /// The network these settings describe: `--model` with `--dropout` and `--widths` (each
+    /// the model's own when not given), for `--dataset`.
+    pub fn recipe(&self) -> anyhow::Result<ImageRecipe> {
+        Ok(ImageRecipe {
+            model: self.model,
+            dropout: self.dropout.unwrap_or(self.model.default_dropout()),
+            dataset: self.data.dataset.dataset(),
+            widths: layer_widths(self.model, self.widths.as_deref())?,
+        })
+    }
+
     /// The seed of the run: `--seed`, else [`DEFAULT_SEED`] (a resumed run's is filled in from
     /// its checkpoint before training).
     pub fn seed(&self) -> u64 {
@@ -227,6 +242,9 @@ pub struct SummaryArgs {
     /// Dropout rate (default: the model's own).
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Filters or units of each hidden layer, comma-separated (default: the model's own).
+    #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
+    pub widths: Option<Vec<usize>>,
 }
 
 /// How `prune` picks the weights to remove.
@@ -475,4 +493,33 @@ pub struct EnsembleArgs {
     /// Do not download missing data.
     #[arg(long)]
     pub offline: bool,
+}
+
+/// `--widths` checked against `model`'s layers; `None` keeps the model's own widths.
+pub fn layer_widths(
+    model: ImageModel,
+    widths: Option<&[usize]>,
+) -> anyhow::Result<Option<LayerWidths>> {
+    let Some(widths) = widths else {
+        return Ok(None);
+    };
+    let expected = model.default_widths().len();
+    if widths.len() != expected {
+        anyhow::bail!(
+            "--widths {}: {model} has {expected} hidden layers, so give {expected} widths (its own are {})",
+            join_widths(widths),
+            join_widths(model.default_widths())
+        );
+    }
+    LayerWidths::new(widths)
+        .map(Some)
+        .map_err(|problem| anyhow::anyhow!("--widths: {problem}"))
+}
+
+fn join_widths(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -70,7 +70,14 @@ fn run(cli: Cli) -> Result<()> {
             let dropout = arguments
                 .dropout
                 .unwrap_or(arguments.model.default_dropout());
-            let model = arguments.model.build(&store, dropout)?;
+            let model = match cli::layer_widths(arguments.model, arguments.widths.as_deref())? {
+                Some(widths) => {
+                    arguments
+                        .model
+                        .build_with_widths(&store, dropout, widths.as_slice())?
+                }
+                None => arguments.model.build(&store, dropout)?,
+            };
             println!(
                 "{} — {}",
                 arguments.model,

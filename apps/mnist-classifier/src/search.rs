@@ -65,15 +65,12 @@ fn train_trial(
 ) -> Result<f64, TrialStop> {
     let arguments = train_arguments(trial.config(), search).map_err(TrialStop::failed)?;
     let seed = trial.seed();
-    let recipe = dl_models::ImageRecipe {
-        model: arguments.model,
-        dropout: arguments
-            .dropout
-            .unwrap_or(arguments.model.default_dropout()),
-        dataset: search.data.dataset.dataset(),
-        widths: None,
-    };
-    let (reports, stop) = ReportEpochs::new(trial.reporter(), |record| record.validation_accuracy);
+    let recipe = arguments.recipe().map_err(TrialStop::failed)?;
+    let (reports, stop) = ReportEpochs::new(
+        trial.reporter(),
+        |record| record.validation_accuracy,
+        arguments.epochs,
+    );
     let outcome = (|| -> Result<f64> {
         let store = VarStore::new(&images.device, DType::F32, seed);
         let model = recipe.build(&store)?;

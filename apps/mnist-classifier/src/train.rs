@@ -108,14 +108,7 @@ impl Plan {
             Some((run, checkpoint)) => {
                 Recipe::image_classifier(run.checkpoint_path(), &checkpoint.metadata)?
             }
-            None => ImageRecipe {
-                model: arguments.model,
-                dropout: arguments
-                    .dropout
-                    .unwrap_or(arguments.model.default_dropout()),
-                dataset: arguments.data.dataset.dataset(),
-                widths: None,
-            },
+            None => arguments.recipe()?,
         };
         Ok(Self { run, recipe })
     }
@@ -264,6 +257,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
         arguments.learning_rate,
         train_loader.batch_count() * arguments.epochs,
     )?;
+    // ANCHOR: resume
     let out = Run::new(&arguments.out);
     let metadata = plan.metadata(arguments)?;
     let mut trainer = Trainer::new(optimizer(arguments)?)
@@ -292,6 +286,7 @@ pub fn run(arguments: &TrainArgs) -> Result<()> {
             println!("{notice}");
         }
     }
+    // ANCHOR_END: resume
     println!("{}", model.summary());
     if arguments.shuffle_labels {
         println!("training on randomly permuted labels (--shuffle-labels): the model can only memorise, so expect about 10% test accuracy");

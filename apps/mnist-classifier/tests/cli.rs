@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{assert_clear_failure, run, synthetic_data, synthetic_image, text, train};
+use common::{assert_clear_failure, evaluate, run, synthetic_data, synthetic_image, text, train};
 
 /// The test accuracy the train command printed.
 fn printed_accuracy(output: &str) -> f64 {
@@ -46,13 +46,7 @@ fn train_evaluate_predict_round_trip() {
         assert!(path.exists(), "{} missing", path.display());
     }
 
-    let evaluated = run(&[
-        "evaluate",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let evaluated = evaluate(&checkpoint, &data);
     let log = text(&evaluated);
     assert!(evaluated.status.success(), "{log}");
     assert!(
@@ -287,13 +281,7 @@ fn bad_checkpoints_are_clear_errors() {
         (&mismatched, "has shape"),
         (&root.path().join("absent.safetensors"), "cannot read"),
     ] {
-        let output = run(&[
-            "evaluate",
-            "--checkpoint",
-            path.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]);
+        let output = evaluate(path, &data);
         let file_name = path.file_name().unwrap().to_str().unwrap();
         assert_clear_failure(&output, &[expected, file_name]);
     }
@@ -329,6 +317,62 @@ fn summary_prints_the_course_cnn_like_keras() {
     assert!(
         log.contains("conv2d (Conv2D)") && log.contains("(None, 32, 26, 26)"),
         "{log}"
+    );
+}
+
+#[test]
+fn widths_change_the_network_and_the_checkpoint_remembers_them() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synthetic_data(root.path());
+    let checkpoint = root.path().join("wide.safetensors");
+    let output = train(
+        &data,
+        &checkpoint,
+        &["--model", "mlp", "--widths", "600,40", "--epochs", "1"],
+    );
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    // 784·600 + 600 + 600·40 + 40 + 40·10 + 10
+    assert!(log.contains("Total params: 495,450"), "{log}");
+    let evaluated = evaluate(&checkpoint, &data);
+    let evaluated_log = text(&evaluated);
+    assert!(evaluated.status.success(), "{evaluated_log}");
+    assert!(evaluated_log.contains("test accuracy"), "{evaluated_log}");
+
+    let summary = run(&["summary", "--model", "cnn", "--widths", "16,32,64"]);
+    let summary_log = text(&summary);
+    assert!(summary.status.success(), "{summary_log}");
+    // conv 1→16 (160) + BN (64) + conv 16→32 (4,640) + BN (128) + dense 1568→64 (100,416) + 64→10 (650)
+    assert!(
+        summary_log.contains("Total params: 106,058"),
+        "{summary_log}"
+    );
+
+    for (widths, expected) in [
+        (
+            "600",
+            "mlp has 2 hidden layers, so give 2 widths (its own are 512,256)",
+        ),
+        ("600,0", "positive widths"),
+        ("5000,256", "none above 8 times the default"),
+    ] {
+        let output = train(
+            &data,
+            &root.path().join("bad.safetensors"),
+            &["--model", "mlp", "--widths", widths],
+        );
+        assert_clear_failure(&output, &[expected]);
+        assert!(!root.path().join("bad.safetensors").exists());
+    }
+    let unparsable = train(
+        &data,
+        &root.path().join("bad.safetensors"),
+        &["--model", "mlp", "--widths", "wide,40"],
+    );
+    let unparsable_log = text(&unparsable);
+    assert!(
+        !unparsable.status.success() && unparsable_log.contains("invalid digit"),
+        "{unparsable_log}"
     );
 }
 

@@ -85,7 +85,12 @@ struct SearchText {
 fn train_trial(trial: &Trial, text: &SearchText, search: &SearchArgs) -> Result<f64, TrialStop> {
     let arguments = train_arguments(trial.config(), search).map_err(TrialStop::failed)?;
     let seed = trial.seed();
-    let (reports, stop) = ReportEpochs::new(trial.reporter(), |record| record.validation_loss);
+    let steps = Steps::new(&arguments, text.train.len());
+    let (reports, stop) = ReportEpochs::new(
+        trial.reporter(),
+        |record| record.validation_loss,
+        steps.rounds(),
+    );
     let outcome = (|| -> Result<f64> {
         let recipe = TextRecipe {
             config: TextModelConfig {
@@ -115,7 +120,6 @@ fn train_trial(trial: &Trial, text: &SearchText, search: &SearchArgs) -> Result<
             arguments.validation_batches,
             &text.device,
         )?;
-        let steps = Steps::new(&arguments, text.train.len());
         let schedule = arguments
             .schedule
             .parse::<ScheduleSpec>()?

@@ -136,6 +136,7 @@ where
         let mut elements = rng.permutation(values.len());
         elements.truncate(options.max_elements_per_variable);
         for index in elements {
+            // ANCHOR: central-difference
             let original = values[index];
             set_element(variable, &mut values, index, original + options.epsilon)?;
             let plus = scalar_value(&loss()?)?;
@@ -143,6 +144,7 @@ where
             let minus = scalar_value(&loss()?)?;
             set_element(variable, &mut values, index, original)?;
             let numeric = (plus - minus) / (2.0 * options.epsilon);
+            // ANCHOR_END: central-difference
             let error = (analytic[index] - numeric).abs()
                 / analytic[index].abs().max(numeric.abs()).max(options.floor);
             report.elements_checked += 1;

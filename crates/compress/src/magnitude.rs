@@ -114,6 +114,7 @@ pub fn magnitude_masks(
             }
         }
         PruneScope::Global => {
+            // ANCHOR: global-magnitude
             let total = keys.iter().map(Vec::len).sum();
             let already: usize = weights
                 .iter()
@@ -123,6 +124,7 @@ pub fn magnitude_masks(
             for (variable, element) in smallest(&keys, count) {
                 removed[variable][element] = true;
             }
+            // ANCHOR_END: global-magnitude
         }
     }
     let mut masks = PruningMasks::new();

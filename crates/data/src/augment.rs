@@ -125,6 +125,7 @@ impl AffineTransform {
 
     /// Warps one channel (`height` × `width`, row-major) into `output` (same size): each output
     /// pixel reads the input at the inverse-transformed position, bilinearly, 0 outside.
+    // ANCHOR: augment-warp
     pub fn warp_channel(&self, input: &[f32], height: usize, width: usize, output: &mut [f32]) {
         let angle = f64::from(self.rotation_degrees).to_radians();
         let (sin, cos) = angle.sin_cos();
@@ -143,6 +144,7 @@ impl AffineTransform {
             }
         }
     }
+    // ANCHOR_END: augment-warp
 }
 
 /// The input sampled at the fractional position (row, column), 0 outside the image. The result

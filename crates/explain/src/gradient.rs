@@ -43,6 +43,7 @@ pub fn class_score_gradient(
     inputs: &Tensor,
     classes: &[u32],
 ) -> Result<(Tensor, Tensor)> {
+    // ANCHOR: class-score-gradient
     let input = Var::from_tensor(&inputs.to_dtype(DType::F32)?.detach())?;
     let scores = class_scores(model, input.as_tensor(), classes)?;
     let gradients = Gradients::compute(&scores.sum_all()?, [("input", &input)])?;
@@ -52,4 +53,5 @@ pub fn class_score_gradient(
         None => input.as_tensor().zeros_like()?,
     };
     Ok((gradient, scores.detach()))
+    // ANCHOR_END: class-score-gradient
 }

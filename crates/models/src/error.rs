@@ -32,7 +32,7 @@ pub enum ModelsError {
         problem: String,
     },
     /// Hidden-layer widths that do not fit the architecture.
-    #[error("{model} has {expected} hidden layers, so it takes {expected} positive widths, none above the default ({defaults:?}), not {widths:?}")]
+    #[error("{model} has {expected} hidden layers, so it takes {expected} positive widths, none above {factor} times the default ({defaults:?}), not {widths:?}", factor = crate::image_classifier::MAX_WIDTH_FACTOR)]
     BadWidths {
         /// The architecture.
         model: &'static str,
@@ -40,7 +40,7 @@ pub enum ModelsError {
         widths: Vec<usize>,
         /// How many it takes.
         expected: usize,
-        /// The architecture's own widths, the largest allowed.
+        /// The architecture's own widths; eight times each is the largest allowed.
         defaults: &'static [usize],
     },
     /// An error from the layers or the checkpoint file.

@@ -83,7 +83,9 @@ impl ImageModel {
     }
 
     /// Builds the network with `widths` filters or units in its hidden layers instead of the
-    /// defaults (see [`ImageModel::default_widths`]): a structurally pruned model.
+    /// defaults (see [`ImageModel::default_widths`]): a structurally pruned model, or a wider
+    /// one (`train --widths`, up to [`MAX_WIDTH_FACTOR`] times each default, so that a forged
+    /// checkpoint cannot ask for an absurd allocation).
     pub fn build_with_widths(
         self,
         store: &VarStore,
@@ -91,11 +93,11 @@ impl ImageModel {
         widths: &[usize],
     ) -> Result<Sequential> {
         let defaults = self.default_widths();
-        let narrower = widths
+        let within_cap = widths
             .iter()
             .zip(defaults)
-            .all(|(width, default)| width <= default);
-        if widths.len() != defaults.len() || widths.contains(&0) || !narrower {
+            .all(|(width, default)| *width <= MAX_WIDTH_FACTOR * default);
+        if widths.len() != defaults.len() || widths.contains(&0) || !within_cap {
             return Err(ModelsError::BadWidths {
                 model: self.name(),
                 widths: widths.to_vec(),
@@ -115,6 +117,7 @@ impl ImageModel {
                 .dropout(dropout)?
                 .dense(10, Activation::Softmax)?
                 .build(),
+            // ANCHOR: course-cnn
             Self::CourseCnn => {
                 let with_dropout = builder
                     .conv2d(w(0), 3, Activation::Relu)?
@@ -130,6 +133,7 @@ impl ImageModel {
                     .dense(10, Activation::Softmax)?
                     .build()
             }
+            // ANCHOR_END: course-cnn
             Self::Lenet5 => builder
                 .conv2d_with(w(0), Conv2dConfig::new(5).padding(2), Activation::Relu)?
                 .max_pool2d(2)?
@@ -198,6 +202,9 @@ pub struct ImageRecipe {
 
 /// The most hidden layers a zoo model has (LeNet-5's four).
 const MAX_HIDDEN_LAYERS: usize = 4;
+
+/// How many times its default width a hidden layer may be.
+pub const MAX_WIDTH_FACTOR: usize = 8;
 
 /// The filters or units of each hidden layer of a structurally pruned model, in order; stored
 /// in the recipe as a JSON list.

@@ -139,6 +139,7 @@ impl TextModel {
 
     /// Logits `(batch, steps, vocab)` for token ids `(batch, steps)`, starting from `state`
     /// (zeros when `None`), and the final state, to continue the text where it stopped.
+    // ANCHOR: language-model-forward
     pub fn forward_with_state(
         &self,
         ids: &Tensor,
@@ -151,6 +152,7 @@ impl TextModel {
         let outputs = self.output_dropout.forward(&outputs, mode)?;
         Ok((self.head.forward(&outputs, mode)?, state))
     }
+    // ANCHOR_END: language-model-forward
 
     /// One step of generation with Candle: token ids `(batch,)` → logits `(batch, vocab)`.
     pub fn step(&self, ids: &Tensor, state: &LstmState) -> dl_nn::Result<(Tensor, LstmState)> {

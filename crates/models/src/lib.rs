@@ -35,7 +35,7 @@ pub use gan::{
     images_to_bytes, Discriminator, Gan, GanModel, GanRecipe, Generator, DISCRIMINATOR_PREFIX,
     EMA_DECAY, GAN_CLASSES, GENERATOR_EMA_PREFIX, GENERATOR_PREFIX, MAX_GAN_WIDTH,
 };
-pub use image_classifier::{ImageModel, ImageRecipe, LayerWidths, IMAGE_SHAPE};
+pub use image_classifier::{ImageModel, ImageRecipe, LayerWidths, IMAGE_SHAPE, MAX_WIDTH_FACTOR};
 pub use language_model::{
     TextModel, TextModelConfig, TextRecipe, MAX_LAYERS, MAX_VOCABULARY, MAX_WIDTH,
 };

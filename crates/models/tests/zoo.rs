@@ -287,13 +287,20 @@ fn a_narrowed_classifier_comes_back_from_its_checkpoint() {
         .build_with_widths(
             &VarStore::new(&Device::Cpu, DType::F32, 0),
             0.0,
-            &[4096, 256],
+            &[4097, 256],
         )
         .map(|_| ())
         .unwrap_err()
         .to_string();
     assert!(
-        wider.contains("none above the default ([512, 256])"),
+        wider.contains("none above 8 times the default ([512, 256])"),
         "{wider}"
+    );
+    let widest_allowed = ImageModel::Mlp
+        .build_with_widths(&VarStore::new(&Device::Cpu, DType::F32, 0), 0.0, &[4096, 8])
+        .unwrap();
+    assert_eq!(
+        widest_allowed.parameter_count(),
+        784 * 4096 + 4096 + 4096 * 8 + 8 + 8 * 10 + 10
     );
 }

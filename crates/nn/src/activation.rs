@@ -43,6 +43,7 @@ const GELU_CUBIC: f64 = 0.044_715;
 
 impl Activation {
     /// Applies the activation elementwise (softmax: over the last dimension).
+    // ANCHOR: activation-apply
     pub fn apply(&self, input: &Tensor) -> Result<Tensor> {
         let output = match *self {
             Self::Identity => input.clone(),
@@ -58,6 +59,7 @@ impl Activation {
         };
         Ok(output)
     }
+    // ANCHOR_END: activation-apply
 
     /// The derivative f'(x) in closed form, elementwise. Softmax has no elementwise derivative
     /// (see its documentation) and returns an error.

@@ -114,6 +114,7 @@ impl Layer for Dense {
         let rows: usize = leading.iter().product();
         let flat = input.reshape((rows, self.in_features()))?;
         let weight = self.weight.as_tensor();
+        // ANCHOR: dense-product
         let output = match &self.bias {
             // Product and bias in one operation (dl_tensor::kernels::linear).
             Some(bias) if kernels::applies_to(&[&flat, weight, bias.as_tensor()]) => {
@@ -122,6 +123,7 @@ impl Layer for Dense {
             Some(bias) => flat.matmul(&weight.t()?)?.broadcast_add(bias.as_tensor())?,
             None => flat.matmul(&weight.t()?)?,
         };
+        // ANCHOR_END: dense-product
         let mut shape = leading.to_vec();
         shape.push(self.out_features());
         Ok(output.reshape(shape)?)

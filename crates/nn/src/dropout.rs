@@ -50,6 +50,7 @@ impl Dropout {
 
 impl Layer for Dropout {
     fn forward(&self, input: &Tensor, mode: Mode) -> Result<Tensor> {
+        // ANCHOR: dropout
         if mode == Mode::Eval || self.rate == 0.0 {
             return Ok(input.clone());
         }
@@ -61,6 +62,7 @@ impl Layer for Dropout {
             .bernoulli_tensor(input.shape(), keep, input.device())?
             .to_dtype(input.dtype())?;
         Ok(input.mul(&mask)?.affine(1.0 / f64::from(keep), 0.0)?)
+        // ANCHOR_END: dropout
     }
 
     fn kind(&self) -> &'static str {

@@ -223,6 +223,7 @@ pub fn combine(members: &[Tensor], method: EnsembleMethod) -> Result<Combined> {
     let tables = Table::read_members("ensemble", members)?;
     let (rows, classes) = (tables[0].rows, tables[0].classes);
     let member_count = tables.len() as f64;
+    // ANCHOR: mean-of-probabilities
     let mut mean = vec![0.0; rows * classes];
     for table in &tables {
         mean.iter_mut()
@@ -237,6 +238,7 @@ pub fn combine(members: &[Tensor], method: EnsembleMethod) -> Result<Combined> {
                 .collect();
             (mean, predictions)
         }
+        // ANCHOR_END: mean-of-probabilities
         EnsembleMethod::Vote => {
             let mut votes = vec![0usize; rows * classes];
             for table in &tables {
@@ -302,6 +304,7 @@ pub fn expected_calibration_error(
     }
     let table = Table::read(what, "probabilities", probabilities)?;
     let labels = table.labels(what, labels)?;
+    // ANCHOR: expected-calibration-error
     // Per bin: (examples, correct ones, sum of confidences).
     let mut totals = vec![(0usize, 0usize, 0.0f64); bins];
     for (row, &label) in labels.iter().enumerate() {
@@ -325,6 +328,7 @@ pub fn expected_calibration_error(
             size / examples * (correct as f64 / size - confidences / size).abs()
         })
         .sum())
+    // ANCHOR_END: expected-calibration-error
 }
 
 /// The smallest probability [`negative_log_likelihood`] takes the log of: a confident mistake

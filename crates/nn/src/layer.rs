@@ -17,12 +17,14 @@ pub enum Mode {
 }
 
 /// A differentiable function with (optionally) trainable parameters.
+// ANCHOR: layer-trait
 pub trait Layer: Send + Sync {
     /// Computes the layer's output.
     fn forward(&self, input: &Tensor, mode: Mode) -> Result<Tensor>;
 
     /// The layer's type as the summary shows it, e.g. `Dense` or `Conv2D`.
     fn kind(&self) -> &'static str;
+    // ANCHOR_END: layer-trait
 
     /// What the layer is, with access to its parameters: what pruning and quantization read.
     /// The default says [`LayerStructure::Other`].

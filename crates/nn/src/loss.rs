@@ -74,9 +74,11 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
             &flat_labels,
         )?);
     }
+    // ANCHOR: cross-entropy
     let log_probabilities = log_softmax(&logits)?;
     let picked = log_probabilities.gather(&flat_labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
     Ok(picked.mean_all()?.neg()?)
+    // ANCHOR_END: cross-entropy
 }
 
 fn check_same_shape(what: &'static str, predictions: &Tensor, targets: &Tensor) -> Result<()> {

@@ -54,6 +54,7 @@ impl Neuron {
     }
 
     /// The weighted sum z = Σᵢ wᵢxᵢ + b for a batch `(N, inputs)`, before the activation.
+    // ANCHOR: neuron
     pub fn weighted_sum(&self, inputs: &Tensor) -> Result<Tensor> {
         let expected = self.weights.dims()[0];
         if inputs.rank() != 2 || inputs.dim(1)? != expected {
@@ -76,4 +77,5 @@ impl Neuron {
     pub fn forward(&self, inputs: &Tensor) -> Result<Tensor> {
         self.activation.apply(&self.weighted_sum(inputs)?)
     }
+    // ANCHOR_END: neuron
 }

@@ -292,6 +292,7 @@ impl Sequential {
         Ok(input.clone())
     }
 
+    // ANCHOR: sequential-forward
     fn run(&self, input: &Tensor, mode: Mode, final_activation: bool) -> Result<Tensor> {
         let mut output = self.check_input(input)?;
         let last = self.stages.len().saturating_sub(1);
@@ -308,6 +309,7 @@ impl Sequential {
         }
         Ok(output)
     }
+    // ANCHOR_END: sequential-forward
 
     /// The penultimate features in evaluation mode: the output of every stage but the last
     /// (after its activation), e.g. the 128 ReLU units of the course's CNN. What a Fréchet

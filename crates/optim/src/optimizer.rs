@@ -36,6 +36,7 @@ use crate::{OptimError, OptimizerState, Result};
 /// assert_eq!(weight.as_tensor().to_vec1::<f64>()?, vec![1.5, -3.0]);
 /// # Ok::<(), dl_optim::OptimError>(())
 /// ```
+// ANCHOR: optimizer-trait
 pub trait Optimizer {
     /// Applies one update to every variable that has a gradient in `gradients`.
     ///
@@ -62,6 +63,7 @@ pub trait Optimizer {
     /// Buffer shapes are compared with the variables at the next step, which fails (naming the
     /// tensor) when the model changed shape.
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+    // ANCHOR_END: optimizer-trait
 
     /// Saves [`Optimizer::state`] to a safetensors file (see [`OptimizerState::save`]).
     fn save_state_file(&self, path: &Path) -> Result<()> {

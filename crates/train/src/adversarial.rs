@@ -215,6 +215,7 @@ impl<P: AdversarialPair> TrainStep for GanStep<'_, P> {
                 .to_dtype(real.dtype())?;
         let zeros = real_targets.zeros_like()?;
         let ones = real_targets.ones_like()?;
+        // ANCHOR: gan-losses
         let discriminator_loss = (binary_cross_entropy_with_logits(&real_logits, &real_targets)?
             + binary_cross_entropy_with_logits(&fake_logits, &zeros)?)?;
         let d_loss = mean_of(&discriminator_loss)?;
@@ -234,6 +235,7 @@ impl<P: AdversarialPair> TrainStep for GanStep<'_, P> {
         // G: fakes scored by the updated D, towards 1 (the non-saturating loss).
         let generated_logits = gan.discriminate(&fake, fake_labels.as_ref(), Mode::Train)?;
         let generator_loss = binary_cross_entropy_with_logits(&generated_logits, &ones)?;
+        // ANCHOR_END: gan-losses
         let g_loss = mean_of(&generator_loss)?;
         if !g_loss.is_finite() {
             return Ok(StepOutput {

@@ -91,6 +91,7 @@ fn correct_predictions(logits: &Tensor, targets: &Tensor) -> TrainingResult<Opti
 }
 
 impl TrainStep for SupervisedStep<'_> {
+    // ANCHOR: supervised-step
     fn train(&mut self, inputs: &Tensor, targets: &Tensor) -> TrainingResult<StepOutput> {
         let settings = &mut *self.settings;
         let logits = self.model.forward(inputs, Mode::Train)?;
@@ -122,6 +123,7 @@ impl TrainStep for SupervisedStep<'_> {
         }
         Ok(output)
     }
+    // ANCHOR_END: supervised-step
 
     fn validate(&mut self, inputs: &Tensor, targets: &Tensor) -> TrainingResult<StepOutput> {
         let logits = self.model.forward(inputs, Mode::Eval)?;

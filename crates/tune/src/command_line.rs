@@ -31,6 +31,13 @@ impl PrunerKind {
             Self::Asha => Pruner::asha(),
         }
     }
+
+    /// The pruner with its default settings, except that with `warmup` given it never stops a
+    /// trial before that many epochs (see [`Pruner::with_warmup`]).
+    pub fn pruner_with_warmup(self, warmup: Option<usize>) -> Pruner {
+        let pruner = self.pruner();
+        warmup.map_or(pruner, |epochs| pruner.with_warmup(epochs))
+    }
 }
 
 /// The options of a `search` subcommand, flattened into each app's own arguments (which add
@@ -53,6 +60,11 @@ pub struct SearchOptions {
     /// When trials stop early.
     #[arg(long, value_enum, default_value_t = PrunerKind::Median)]
     pub pruner: PrunerKind,
+    /// Epochs every trial trains before it may be stopped: the median rule's warmup (default 0)
+    /// or ASHA's first rung (default 1). Raise it when slow starters (e.g. augmented models)
+    /// are cut against fast ones.
+    #[arg(long, value_name = "EPOCHS")]
+    pub prune_warmup: Option<usize>,
     /// Trials at once, each on threads / jobs threads.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -80,7 +92,7 @@ impl SearchOptions {
     ) -> crate::SearchSettings {
         crate::SearchSettings {
             sampler: self.sampler,
-            pruner: self.pruner.pruner(),
+            pruner: self.pruner.pruner_with_warmup(self.prune_warmup),
             direction,
             metric: metric.to_string(),
             seed: self.seed,
@@ -97,10 +109,10 @@ impl SearchOptions {
     /// pruner, the budgets, what the trials learn from (`data`) and the journal.
     pub fn banner(&self, space: &SearchSpace, data: &str, journal: &Path) -> String {
         format!(
-            "searching {} parameters with {:?} sampling and {:?} pruning: up to {} trials{}, {} at a time; {data}; journal {}",
+            "searching {} parameters with {:?} sampling and {}: up to {} trials{}, {} at a time; {data}; journal {}",
             space.parameters().count(),
             self.sampler,
-            self.pruner,
+            self.pruner.pruner_with_warmup(self.prune_warmup),
             self.trials,
             self.minutes
                 .map_or(String::new(), |minutes| format!(" or {minutes} minutes")),

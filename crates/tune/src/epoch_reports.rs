@@ -12,6 +12,7 @@ use crate::{Reporter, TrialStop};
 pub struct ReportEpochs {
     reporter: Reporter,
     metric: fn(&EpochRecord) -> Option<f64>,
+    last_epoch: usize,
     stop: StopSignal,
 }
 
@@ -21,12 +22,19 @@ pub struct StopSignal(Arc<Mutex<Option<TrialStop>>>);
 
 impl ReportEpochs {
     /// A callback that reports `metric` of each epoch (a missing one as NaN) through
-    /// `reporter`, and the signal that says, after training, whether the pruner stopped it.
-    pub fn new(reporter: Reporter, metric: fn(&EpochRecord) -> Option<f64>) -> (Self, StopSignal) {
+    /// `reporter`, that of `last_epoch`, the training's last, without letting the pruner judge
+    /// it (see [`crate::Trial::report_last`]); and the signal that says, after training,
+    /// whether the pruner stopped it.
+    pub fn new(
+        reporter: Reporter,
+        metric: fn(&EpochRecord) -> Option<f64>,
+        last_epoch: usize,
+    ) -> (Self, StopSignal) {
         let stop = StopSignal::default();
         let callback = Self {
             reporter,
             metric,
+            last_epoch,
             stop: stop.clone(),
         };
         (callback, stop)
@@ -37,7 +45,12 @@ impl Callback for ReportEpochs {
     fn on_epoch_end(&mut self, context: &TrainingContext<'_>) -> TrainingResult<Control> {
         let record = context.record();
         let value = (self.metric)(&record).unwrap_or(f64::NAN);
-        Ok(match self.reporter.report(record.epoch, value) {
+        let reported = if record.epoch >= self.last_epoch {
+            self.reporter.report_last(record.epoch, value)
+        } else {
+            self.reporter.report(record.epoch, value)
+        };
+        Ok(match reported {
             Ok(()) => Control::Continue,
             Err(stop) => {
                 *self.stop.lock() = Some(stop);

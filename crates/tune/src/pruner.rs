@@ -52,6 +52,25 @@ impl Pruner {
         }
     }
 
+    /// The same pruner, never stopping a trial before `epochs` epochs: the median rule's
+    /// `warmup_epochs` (Optuna's `n_warmup_steps`) or ASHA's first rung `min_epochs` (Optuna's
+    /// `min_resource`; at least 1).
+    pub fn with_warmup(self, epochs: usize) -> Self {
+        match self {
+            Self::None => Self::None,
+            Self::Median { startup_trials, .. } => Self::Median {
+                startup_trials,
+                warmup_epochs: epochs,
+            },
+            Self::Asha {
+                reduction_factor, ..
+            } => Self::Asha {
+                min_epochs: epochs.max(1),
+                reduction_factor,
+            },
+        }
+    }
+
     /// Whether a trial whose reports so far are `reports` (the last one just made, a number)
     /// should stop, judged against the trials in `visible`.
     pub fn should_prune(
@@ -76,6 +95,7 @@ impl Pruner {
                 if epoch <= warmup_epochs || completed.len() < startup_trials.max(1) {
                     return false;
                 }
+                // ANCHOR: median-rule
                 let mut others: Vec<f64> = completed
                     .iter()
                     .filter_map(|trial| trial.report_at(epoch))
@@ -94,6 +114,7 @@ impl Pruner {
                 let mut own: Vec<f64> = reports.iter().map(|&(_, value)| value).collect();
                 direction.sort_best_first(&mut own);
                 direction.better(median, own[0])
+                // ANCHOR_END: median-rule
             }
             Self::Asha {
                 min_epochs,
@@ -117,6 +138,32 @@ impl Pruner {
                 let promoted = (competing.len() / factor).max(1);
                 direction.better(competing[promoted - 1], value)
             }
+        }
+    }
+}
+
+impl std::fmt::Display for Pruner {
+    /// What the pruner does, in words: "no pruning", "median pruning (…)", "ASHA pruning (…)".
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::None => formatter.write_str("no pruning"),
+            Self::Median {
+                startup_trials,
+                warmup_epochs,
+            } => write!(
+                formatter,
+                "median pruning (from epoch {} once {startup_trials} trials are complete)",
+                warmup_epochs + 1
+            ),
+            Self::Asha {
+                min_epochs,
+                reduction_factor,
+            } => write!(
+                formatter,
+                "ASHA pruning (rungs at epochs {min_epochs}, {}, {}, ...; the best 1/{reduction_factor} go on)",
+                min_epochs * reduction_factor,
+                min_epochs * reduction_factor * reduction_factor
+            ),
         }
     }
 }
@@ -170,6 +217,51 @@ mod tests {
         let mut with_pruned = visible.clone();
         with_pruned.push(&pruned);
         assert!(!rule.should_prune(maximize, &[(1, 0.5), (2, 0.86)], &with_pruned));
+    }
+
+    #[test]
+    fn a_warmup_keeps_slow_starters_until_it_ends() {
+        let done = [
+            trial(0, TrialState::Complete, &[0.90, 0.95, 0.96]),
+            trial(1, TrialState::Complete, &[0.91, 0.95, 0.96]),
+            trial(2, TrialState::Complete, &[0.92, 0.95, 0.96]),
+            trial(3, TrialState::Complete, &[0.93, 0.95, 0.96]),
+            trial(4, TrialState::Complete, &[0.94, 0.95, 0.96]),
+        ];
+        let visible: Vec<&TrialRecord> = done.iter().collect();
+        let maximize = Direction::Maximize;
+        let slow_start = [(1, 0.60), (2, 0.80)];
+        // Optuna's default (no warmup) cuts it at epoch 1, below the median 0.92
+        assert!(Pruner::median().should_prune(maximize, &slow_start[..1], &visible));
+        // with two warm-up epochs it is judged first at epoch 3
+        let patient = Pruner::median().with_warmup(2);
+        assert_eq!(
+            patient,
+            Pruner::Median {
+                startup_trials: 5,
+                warmup_epochs: 2
+            }
+        );
+        assert!(!patient.should_prune(maximize, &slow_start, &visible));
+        assert!(patient.should_prune(maximize, &[(1, 0.6), (2, 0.8), (3, 0.9)], &visible));
+        // ASHA's first rung moves; 0 counts as 1; None stays None
+        assert_eq!(
+            Pruner::asha().with_warmup(2),
+            Pruner::Asha {
+                min_epochs: 2,
+                reduction_factor: 3
+            }
+        );
+        assert_eq!(Pruner::asha().with_warmup(0), Pruner::asha());
+        assert_eq!(Pruner::None.with_warmup(4), Pruner::None);
+        assert_eq!(
+            Pruner::median().with_warmup(2).to_string(),
+            "median pruning (from epoch 3 once 5 trials are complete)"
+        );
+        assert_eq!(
+            Pruner::asha().to_string(),
+            "ASHA pruning (rungs at epochs 1, 3, 9, ...; the best 1/3 go on)"
+        );
     }
 
     #[test]

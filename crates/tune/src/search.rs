@@ -79,12 +79,26 @@ pub struct Reporter {
 impl Reporter {
     /// As [`Trial::report`].
     pub fn report(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
+        self.report_epoch(epoch, value, true)
+    }
+
+    /// As [`Trial::report_last`].
+    pub fn report_last(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
+        self.report_epoch(epoch, value, false)
+    }
+
+    fn report_epoch(
+        &self,
+        epoch: usize,
+        value: f64,
+        may_prune: bool,
+    ) -> std::result::Result<(), TrialStop> {
         if !value.is_finite() {
             return Err(TrialStop::Failed(format!(
                 "the metric was {value} after epoch {epoch}"
             )));
         }
-        self.shared.report(self.id, epoch, value)
+        self.shared.report(self.id, epoch, value, may_prune)
     }
 }
 
@@ -132,6 +146,13 @@ impl Trial {
     pub fn report(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
         self.reporter().report(epoch, value)
     }
+
+    /// Records the metric of the objective's last epoch, which the pruner never judges: stopping
+    /// a trial there would save nothing, and would mark a finished trial as pruned (ASHA's rung
+    /// 9 is the last epoch of a 9-epoch trial). A value that is not a number fails the trial.
+    pub fn report_last(&self, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
+        self.reporter().report_last(epoch, value)
+    }
 }
 
 /// The trials of a search and their journal, shared by the workers.
@@ -175,7 +196,13 @@ impl Shared {
         Ok(())
     }
 
-    fn report(&self, id: usize, epoch: usize, value: f64) -> std::result::Result<(), TrialStop> {
+    fn report(
+        &self,
+        id: usize,
+        epoch: usize,
+        value: f64,
+        may_prune: bool,
+    ) -> std::result::Result<(), TrialStop> {
         let mut state = self
             .state
             .lock()
@@ -191,10 +218,11 @@ impl Shared {
         state.trials[id].reports.push((epoch, value));
         let visible = Self::visible(&state.trials, id, self.settings.jobs);
         let reports = &state.trials[id].reports;
-        if self
-            .settings
-            .pruner
-            .should_prune(self.settings.direction, reports, &visible)
+        if may_prune
+            && self
+                .settings
+                .pruner
+                .should_prune(self.settings.direction, reports, &visible)
         {
             Err(TrialStop::Pruned)
         } else {

@@ -67,6 +67,7 @@ pub fn sample(
         Direction::Maximize => b.1.total_cmp(&a.1),
         Direction::Minimize => a.1.total_cmp(&b.1),
     });
+    // ANCHOR: tpe-split
     let good_count = ((0.1 * finished as f64).ceil() as usize)
         .clamp(1, 25)
         .min(complete.len());
@@ -79,6 +80,7 @@ pub fn sample(
         .map(|(trial, _)| *trial)
         .chain(pruned)
         .collect();
+    // ANCHOR_END: tpe-split
     space
         .parameters()
         .map(|(name, parameter)| {

@@ -197,6 +197,61 @@ fn pruning_saves_epochs_and_keeps_the_best_trial() -> TestResult {
     Ok(())
 }
 
+/// Three-epoch curves, whose last epoch is ASHA's second rung (1, 3, 9, ...).
+fn three_epochs(
+    trial: &Trial,
+    last: fn(&Trial, usize, f64) -> Result<(), TrialStop>,
+) -> Result<f64, TrialStop> {
+    let rate = trial.number("learning_rate")?;
+    let quality = 1.0 / (1.0 + (rate.log10() + 2.5).powi(2));
+    let mut accuracy = 0.0;
+    for epoch in 1..=3 {
+        accuracy = quality * (1.0 - 0.5f64.powi(epoch as i32));
+        if epoch == 3 {
+            last(trial, epoch, accuracy)?;
+        } else {
+            trial.report(epoch, accuracy)?;
+        }
+    }
+    Ok(accuracy)
+}
+
+#[test]
+fn a_trial_that_trained_every_epoch_is_complete_not_pruned() -> TestResult {
+    let space = SearchSpace::from_toml(CURVES)?;
+    let search = |last: fn(&Trial, usize, f64) -> Result<(), TrialStop>| {
+        let settings = SearchSettings {
+            direction: Direction::Maximize,
+            metric: "accuracy".into(),
+            ..settings(SamplerKind::Random, Pruner::asha(), 5, 20)
+        };
+        Search::new(&space, settings)?.run(|trial| three_epochs(trial, last))
+    };
+    let pruned_at_the_end = |outcome: &SearchOutcome| {
+        outcome
+            .trials
+            .iter()
+            .filter(|trial| trial.state == TrialState::Pruned && trial.reports.len() == 3)
+            .count()
+    };
+    // judged at its last epoch, a trial that trained to the end can be marked pruned...
+    let judged = search(|trial, epoch, value| trial.report(epoch, value))?;
+    assert!(pruned_at_the_end(&judged) > 0);
+    // ...reported with report_last, it is complete, and the pruner still stops others at epoch 1
+    let finished = search(|trial, epoch, value| trial.report_last(epoch, value))?;
+    assert_eq!(pruned_at_the_end(&finished), 0);
+    assert!(finished
+        .trials
+        .iter()
+        .any(|trial| trial.state == TrialState::Pruned && trial.reports.len() == 1));
+    assert_eq!(
+        finished.epochs_trained(),
+        judged.epochs_trained(),
+        "the last epoch was trained either way"
+    );
+    Ok(())
+}
+
 #[test]
 fn failed_trials_are_recorded_and_the_search_goes_on() -> TestResult {
     let space = SearchSpace::from_toml(BOWL)?;

@@ -111,6 +111,17 @@ pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs `evaluate` of `checkpoint` on the data in `data`.
+pub fn evaluate(checkpoint: &Path, data: &Path) -> Output {
+    run(&[
+        "evaluate",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
 /// Fails unless the command failed with status 1, printing every one of `expected`, and
 /// nothing panicked.
 pub fn assert_clear_failure(output: &Output, expected: &[&str]) {
