@@ -1,6 +1,6 @@
 //! Turns the ```` ```rust ```` blocks of `README.md` and `docs/*.md` into doctests of this crate:
-//! one empty module per page whose documentation holds the page's blocks (excerpts, which the
-//! workspace compiles where they come from, left out). A block without `fn main` is wrapped in
+//! one empty module per block, named after its page and line, whose documentation is the block
+//! (excerpts, which the workspace compiles where they come from, left out). A block without `fn main` is wrapped in
 //! one returning `Result<(), Box<dyn Error>>`, with hidden lines, so that it may use `?`.
 
 use std::{env, fs, path::Path};
@@ -30,21 +30,22 @@ fn main() {
             .unwrap_or(page)
             .display()
             .to_string();
-        let documentation: String = markdown::code_blocks(&text)
-            .iter()
-            .filter(|block| block.language == "rust" && block.excerpt.is_none())
-            .map(|block| doctest(&name, block))
-            .collect();
-        if documentation.is_empty() {
-            continue;
-        }
-        let module = name
+        let page_module = name
             .trim_end_matches(".md")
             .replace(|character: char| !character.is_ascii_alphanumeric(), "_")
             .to_lowercase();
-        generated.push_str(&format!(
-            "#[doc = {documentation:?}]\npub mod {module} {{}}\n"
-        ));
+        for block in markdown::code_blocks(&text)
+            .iter()
+            .filter(|block| block.language == "rust" && block.excerpt.is_none())
+        {
+            // One module per block, named after its page and line, so that a failing doctest
+            // says where it is written: `docs_neuron_line_37`.
+            let documentation = doctest(&name, block);
+            generated.push_str(&format!(
+                "#[doc = {documentation:?}]\npub mod {page_module}_line_{} {{}}\n",
+                block.line
+            ));
+        }
     }
     let out = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     fs::write(Path::new(&out).join("chapters.rs"), generated).expect("OUT_DIR is writable");
