@@ -84,6 +84,7 @@ static STATE: AtomicU8 = AtomicU8::new(UNDECIDED);
 
 /// Whether the fast kernels are used: true unless [`set_enabled`]`(false)` was called or the
 /// program started with `DL_PLAIN_CANDLE=1`.
+// ANCHOR: kernels-enabled
 pub fn enabled() -> bool {
     match STATE.load(Ordering::Relaxed) {
         ON => true,
@@ -102,6 +103,7 @@ pub fn enabled() -> bool {
         }
     }
 }
+// ANCHOR_END: kernels-enabled
 
 /// Turns the fast kernels on or off for the whole program (overriding `DL_PLAIN_CANDLE`).
 pub fn set_enabled(enabled: bool) {
