@@ -57,7 +57,7 @@ pub fn check(root: &Path, pages: &[PathBuf]) -> Result<Vec<Problem>> {
             }
             if !anchors.contains_key(&target) {
                 let text = crate::read(&root.join(&target))?;
-                anchors.insert(target.clone(), heading_anchors(&text).0);
+                anchors.insert(target.clone(), heading_anchors(&text));
             }
             if !anchors[&target].iter().any(|anchor| anchor == fragment) {
                 problems.push(problem(format!(

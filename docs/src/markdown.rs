@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 
 /// A fenced code block of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,25 +128,20 @@ pub fn links(text: &str) -> Vec<Link> {
 }
 
 /// The anchors GitHub gives the headings of `text` (`## 2.1 Neural networks` →
-/// `21-neural-networks`; a repeated heading gets `-1`, `-2`, ...), and the page's title (its
-/// first level-1 heading).
-pub fn heading_anchors(text: &str) -> (Vec<String>, Option<String>) {
+/// `21-neural-networks`; a repeated heading gets `-1`, `-2`, ...).
+pub fn heading_anchors(text: &str) -> Vec<String> {
     let mut anchors: Vec<String> = Vec::new();
-    let mut title = None;
-    let mut heading: Option<(HeadingLevel, String)> = None;
+    let mut heading: Option<String> = None;
     for event in Parser::new(text) {
         match event {
-            Event::Start(Tag::Heading { level, .. }) => heading = Some((level, String::new())),
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
             Event::Text(words) | Event::Code(words) => {
-                if let Some((_, collected)) = heading.as_mut() {
+                if let Some(collected) = heading.as_mut() {
                     collected.push_str(&words);
                 }
             }
             Event::End(TagEnd::Heading(_)) => {
-                if let Some((level, words)) = heading.take() {
-                    if level == HeadingLevel::H1 && title.is_none() {
-                        title = Some(words.clone());
-                    }
+                if let Some(words) = heading.take() {
                     let base = slug(&words);
                     let repeats = anchors
                         .iter()
@@ -168,7 +163,7 @@ pub fn heading_anchors(text: &str) -> (Vec<String>, Option<String>) {
             _ => {}
         }
     }
-    (anchors, title)
+    anchors
 }
 
 /// GitHub's anchor for a heading: lower case, letters, digits, `-` and `_` kept, spaces turned
